@@ -1,0 +1,1 @@
+"""The refinement agent: the LangGraph graph, VLM backends and the ``physrefine`` CLI."""

@@ -1,0 +1,8 @@
+"""Vision-language model backends, looked up by name in :data:`VLMS`."""
+
+from agent.vlm.base import VLM, Message, VLMError, VLMReply
+from generators.registry import LazyRegistry
+
+VLMS: LazyRegistry[type] = LazyRegistry("vlm")
+
+__all__ = ["VLMS", "VLM", "Message", "VLMError", "VLMReply"]
