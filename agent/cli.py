@@ -23,10 +23,14 @@ app = typer.Typer(
 
 @app.callback()
 def _configure(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."
+    ),
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True
+    )
 
 
 for _module in COMMAND_MODULES:

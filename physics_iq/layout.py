@@ -182,7 +182,9 @@ def write_descriptions(path: str | Path, rows: Iterable[Row]) -> None:
         writer = csv.writer(handle)
         writer.writerow(DESCRIPTION_COLUMNS)
         for row in sorted(rows, key=lambda r: r.id):
-            writer.writerow([row.scenario_file_name(), row.description, row.category, row.generated_video_name])
+            writer.writerow(
+                [row.scenario_file_name(), row.description, row.category, row.generated_video_name]
+            )
 
 
 @dataclass(frozen=True)

@@ -5,4 +5,4 @@ from generators.registry import LazyRegistry
 
 VLMS: LazyRegistry[type] = LazyRegistry("vlm")
 
-__all__ = ["VLMS", "VLM", "Message", "VLMError", "VLMReply"]
+__all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply"]
