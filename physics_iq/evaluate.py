@@ -1,0 +1,684 @@
+"""The Physics-IQ evaluator: score generated clips against the real takes of a dataset.
+
+Per view (one take-1 row, its take-2 twin and a generated clip), following the official procedure:
+
+1. keep the first 5 s of every clip;
+2. compute motion masks at each clip's own resolution (:func:`physics_iq.metrics.motion_masks`);
+3. resize frames and masks to a quarter of the real take-1 video's width and height (masks: bilinear, then
+   ``> 127``), generated clips directly from their own size as the official code does;
+4. compare the generated clip with take-1 (the score) and take-2 (reported), and take-1 with take-2 (the
+   physical variance).
+
+Two modes:
+
+* ``fast``: masks stay in memory; frames are decoded with PyAV.
+* ``compat``: reproduces the official toolkit's lossy steps: masks are written as ``mp4v`` videos with OpenCV
+  and decoded back (as 3-channel images), videos are decoded with OpenCV, per-frame values and variances are
+  rounded as the official aggregation rounds them. The dataset's own precomputed real masks
+  (``video-masks/real/{fps}FPS``) are used when present, as the official script does.
+
+The real side of every view (downscaled take-1/take-2 frames and masks, and the variance) is cached on disk,
+keyed by the content of the dataset files (see :mod:`physics_iq.cache`), so scoring another model or a
+single attempt costs one decode of the generated clip plus cheap array work.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from physics_iq import metrics as M
+from physics_iq.cache import ArrayCache, cache_key, default_cache_dir
+from physics_iq.errors import DatasetError, VideoReadError
+from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, ViewPair
+from physics_iq.scoring import Aggregate, Comparison, MetricValues, ViewResult, aggregate, physics_iq_score
+from physics_iq.validation import GeneratedFolder, check_dataset, validate_generated_folder
+from physics_iq.video import TEST_SECONDS, frames_for_seconds, read_video
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["fast", "compat"]
+MODES: tuple[str, ...] = ("fast", "compat")
+_MEMO_SIZE = 16
+
+
+# --------------------------------------------------------------------------------------------------------
+# Decoding and masks per mode
+
+
+def _decode_cv2(path: Path, max_frames: int) -> np.ndarray:
+    """Decode with OpenCV like the official toolkit (BGR), returned as RGB for a uniform pipeline."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoReadError(path, "OpenCV cannot open it")
+    frames = []
+    try:
+        while len(frames) < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames:
+        raise VideoReadError(path, "no decodable frame")
+    return np.stack(frames)
+
+
+def _decode(path: Path, max_frames: int, mode: str) -> np.ndarray:
+    if mode == "compat":
+        return _decode_cv2(path, max_frames)
+    frames, _ = read_video(path, max_frames=max_frames)
+    return frames
+
+
+def _mask_video_roundtrip(masks: np.ndarray, fps: float, work_dir: Path) -> np.ndarray:
+    """Write masks as the official toolkit does (mp4v, gray, even size) and decode them back as BGR."""
+    height, width = masks.shape[1:3]
+    even = (width - width % 2, height - height % 2)
+    fd, name = tempfile.mkstemp(suffix=".mp4", dir=work_dir)
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), round(fps), even, isColor=False)
+        if not writer.isOpened():
+            raise VideoReadError(Path(name), "OpenCV cannot open an mp4v writer for the compat mask video")
+        for mask in masks:
+            writer.write(np.ascontiguousarray(mask[: even[1], : even[0]]).astype(np.uint8) * 255)
+        writer.release()
+        cap = cv2.VideoCapture(name)
+        decoded = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            decoded.append(frame)
+        cap.release()
+    finally:
+        os.unlink(name)
+    if len(decoded) != len(masks):
+        raise VideoReadError(Path(name), f"compat mask video holds {len(decoded)} frames, wrote {len(masks)}")
+    return np.stack(decoded)
+
+
+def _masks_at(
+    frames: np.ndarray, size: tuple[int, int], fps: float, mode: str, work_dir: Path | None
+) -> np.ndarray:
+    """Motion masks of full-resolution frames, brought to the metric size as the chosen mode does."""
+    masks = M.motion_masks(frames)
+    if mode != "compat":
+        return M.resize_masks(masks, size)
+    assert work_dir is not None
+    decoded = _mask_video_roundtrip(masks, fps, work_dir)
+    return M.resize_frames(decoded, size) > M.MASK_REBINARIZE_LEVEL
+
+
+def _read_mask_video(path: Path, n_frames: int, size: tuple[int, int]) -> np.ndarray:
+    """An official precomputed mask video, decoded (BGR), resized and re-thresholded like the official code."""
+    decoded = _decode_cv2(path, n_frames)[..., ::-1]
+    return M.resize_frames(np.ascontiguousarray(decoded), size) > M.MASK_REBINARIZE_LEVEL
+
+
+def compare(
+    masks: np.ndarray,
+    frames: np.ndarray,
+    ref_masks: np.ndarray,
+    ref_frames: np.ndarray,
+    *,
+    compat: bool = False,
+) -> Comparison:
+    """All four metrics between two clips already at the metric size (masks bool, frames uint8)."""
+    n = min(len(masks), len(ref_masks))
+    if len(frames) != len(ref_frames):
+        raise ValueError(f"clips differ in length: {len(frames)} vs {len(ref_frames)} frames")
+    masks, ref_masks = masks[:n], ref_masks[:n]
+    return Comparison(
+        spatial_iou=M.spatial_iou(masks, ref_masks),
+        weighted_spatial_iou=M.weighted_spatial_iou(masks, ref_masks),
+        spatiotemporal_iou_frames=tuple(float(v) for v in M.spatiotemporal_iou_per_frame(masks, ref_masks)),
+        mse_frames=tuple(float(v) for v in M.mse_per_frame(frames, ref_frames, compat=compat)),
+    )
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """A clip brought to the metric size: masks and frames."""
+
+    masks: np.ndarray
+    frames: np.ndarray
+
+
+def _prepare(
+    frames: np.ndarray, fps: float, size: tuple[int, int], mode: str, work_dir: Path | None, what: str
+) -> _Clip:
+    n = frames_for_seconds(TEST_SECONDS, fps)
+    if len(frames) < n:
+        raise ValueError(
+            f"{what}: {len(frames)} frames is shorter than {TEST_SECONDS:g} s at {fps:g} fps ({n} frames)"
+        )
+    frames = frames[:n]
+    return _Clip(masks=_masks_at(frames, size, fps, mode, work_dir), frames=M.resize_frames(frames, size))
+
+
+def compare_clips(generated: np.ndarray, real: np.ndarray, fps: float, mode: Mode = "fast") -> MetricValues:
+    """Score one generated clip against one real clip (arrays), as the evaluator scores a view.
+
+    Both are trimmed to 5 s; metrics are computed at a quarter of the real clip's size, the generated clip is
+    resized to it; masks are computed at each clip's own resolution.
+
+    Args:
+        generated: ``(T, H, W, 3)`` RGB uint8, at least 5 s.
+        real: ``(T', H', W', 3)`` RGB uint8, at least 5 s.
+        fps: The frame rate of both.
+        mode: ``fast`` or ``compat`` (mask mp4v round trip; official rounding is applied only in aggregation).
+
+    Raises:
+        ValueError: a clip is shorter than 5 s or the mode is unknown.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    size = M.metric_size(real.shape[2], real.shape[1])
+    with tempfile.TemporaryDirectory(prefix="physrefine-") as tmp:
+        work = Path(tmp) if mode == "compat" else None
+        ref = _prepare(real, fps, size, mode, work, "real clip")
+        gen = _prepare(generated, fps, size, mode, work, "generated clip")
+    return compare(gen.masks, gen.frames, ref.masks, ref.frames, compat=mode == "compat").values
+
+
+# --------------------------------------------------------------------------------------------------------
+# The real side of a view, cached
+
+
+@dataclass(frozen=True)
+class RealSide:
+    """Everything about a take-1/take-2 pair a generated clip is compared with.
+
+    Attributes:
+        size: The metric size ``(width, height)``.
+        take1: Take-1 masks and frames at the metric size.
+        take2: Take-2 masks and frames at the metric size.
+        variance: Take-1 vs take-2.
+    """
+
+    size: tuple[int, int]
+    take1: _Clip
+    take2: _Clip
+    variance: Comparison
+
+
+def _comparison_meta(c: Comparison) -> dict[str, Any]:
+    return {
+        "spatial_iou": c.spatial_iou,
+        "weighted_spatial_iou": c.weighted_spatial_iou,
+        "spatiotemporal_iou_frames": list(c.spatiotemporal_iou_frames),
+        "mse_frames": list(c.mse_frames),
+    }
+
+
+def _comparison_from_meta(d: dict[str, Any]) -> Comparison:
+    return Comparison(
+        spatial_iou=float(d["spatial_iou"]),
+        weighted_spatial_iou=float(d["weighted_spatial_iou"]),
+        spatiotemporal_iou_frames=tuple(float(v) for v in d["spatiotemporal_iou_frames"]),
+        mse_frames=tuple(float(v) for v in d["mse_frames"]),
+    )
+
+
+def _pack(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.packbits(masks.reshape(-1)), np.asarray(masks.shape, dtype=np.int64)
+
+
+def _unpack(bits: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    count = int(np.prod(shape))
+    return np.unpackbits(bits, count=count).astype(bool).reshape(tuple(int(s) for s in shape))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class FolderResults:
+    """The scores of a folder of generated videos.
+
+    Attributes:
+        views: One result per take-1 row, in ID order.
+        overall: The aggregate over all views.
+        per_category: Category -> aggregate.
+        per_scenario: Scenario -> aggregate.
+        mode: ``fast`` or ``compat``.
+        fps: Frame rate scored at.
+        dataset: The dataset folder.
+        generated_dir: The generated folder.
+        warnings: Validation warnings (videos trimmed or resized).
+        extra: More summary entries (e.g. ``trajectory``) merged into :meth:`to_json`.
+    """
+
+    views: list[ViewResult]
+    overall: Aggregate
+    per_category: dict[str, Aggregate]
+    per_scenario: dict[str, Aggregate]
+    mode: str
+    fps: int
+    dataset: Path
+    generated_dir: Path
+    warnings: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_views(cls, views: Sequence[ViewResult], *, mode: str, **kwargs: Any) -> FolderResults:
+        """Aggregate views overall, per category and per scenario."""
+        views = sorted(views, key=lambda v: v.take1_id)
+        compat = mode == "compat"
+        by_category: dict[str, list[ViewResult]] = {}
+        by_scenario: dict[str, list[ViewResult]] = {}
+        for v in views:
+            by_category.setdefault(v.category, []).append(v)
+            by_scenario.setdefault(v.scenario, []).append(v)
+        return cls(
+            views=list(views),
+            overall=aggregate(views, compat=compat),
+            per_category={k: aggregate(g, compat=compat) for k, g in by_category.items()},
+            per_scenario={k: aggregate(g, compat=compat) for k, g in by_scenario.items()},
+            mode=mode,
+            **kwargs,
+        )
+
+    def csv_rows(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """The official per-scenario results table: header and rows (lists as ``[a, b, ...]`` strings)."""
+        header = ["scenario"]
+        for view in PERSPECTIVES:
+            header += [
+                f"v1_mse_{view}",
+                f"v2_mse_{view}",
+                f"variance_spatial_{view}",
+                f"variance_weighted_spatial_{view}",
+                f"variance_spatiotemporal_iou_{view}",
+                f"variance_mse_{view}",
+                f"spatiotemporal_iou_v1_{view}",
+                f"spatiotemporal_iou_v2_{view}",
+                f"spatial_iou_v1_{view}",
+                f"spatial_iou_v2_{view}",
+                f"weighted_spatial_iou_v1_{view}",
+                f"weighted_spatial_iou_v2_{view}",
+            ]
+
+        def lst(values: Sequence[float]) -> str:
+            return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+
+        rows: list[dict[str, Any]] = []
+        by_scenario: dict[str, dict[str, ViewResult]] = {}
+        for v in self.views:
+            by_scenario.setdefault(v.scenario, {})[v.perspective] = v
+        for scenario, views in by_scenario.items():
+            row: dict[str, Any] = {"scenario": scenario}
+            for p, v in views.items():
+                row.update(
+                    {
+                        f"v1_mse_{p}": lst(v.model_v1.mse_frames),
+                        f"v2_mse_{p}": lst(v.model_v2.mse_frames),
+                        f"variance_spatial_{p}": repr(v.variance.spatial_iou),
+                        f"variance_weighted_spatial_{p}": repr(v.variance.weighted_spatial_iou),
+                        f"variance_spatiotemporal_iou_{p}": lst(v.variance.spatiotemporal_iou_frames),
+                        f"variance_mse_{p}": lst(v.variance.mse_frames),
+                        f"spatiotemporal_iou_v1_{p}": lst(v.model_v1.spatiotemporal_iou_frames),
+                        f"spatiotemporal_iou_v2_{p}": lst(v.model_v2.spatiotemporal_iou_frames),
+                        f"spatial_iou_v1_{p}": repr(v.model_v1.spatial_iou),
+                        f"spatial_iou_v2_{p}": repr(v.model_v2.spatial_iou),
+                        f"weighted_spatial_iou_v1_{p}": repr(v.model_v1.weighted_spatial_iou),
+                        f"weighted_spatial_iou_v2_{p}": repr(v.model_v2.weighted_spatial_iou),
+                    }
+                )
+            rows.append(row)
+        return header, rows
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the official-format results CSV (one row per scenario, official column names)."""
+        path = Path(path)
+        header, rows = self.csv_rows()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
+        return path
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON summary: overall score and metrics at top level, then per category, scenario and row."""
+        out: dict[str, Any] = self.overall.as_dict()
+        out.update(
+            {
+                "mode": self.mode,
+                "fps": self.fps,
+                "dataset": str(self.dataset),
+                "generated_dir": str(self.generated_dir),
+                "warnings": list(self.warnings),
+                "per_category": {k: a.as_dict() for k, a in self.per_category.items()},
+                "per_scenario": {k: a.as_dict() for k, a in self.per_scenario.items()},
+                "per_row": [
+                    {
+                        "id": v.take1_id,
+                        "scenario": v.scenario,
+                        "perspective": v.perspective,
+                        "category": v.category,
+                        "generated": v.generated,
+                        "physics_iq_score": v.score,
+                        **v.model_v1.values.as_dict(),
+                        "physical_variance_metrics": v.variance.values.as_dict(),
+                    }
+                    for v in self.views
+                ],
+            }
+        )
+        out.update(self.extra)
+        return out
+
+    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
+        """Write ``results.csv`` and ``summary.json`` into ``out_dir``; returns their paths."""
+        out_dir = Path(out_dir)
+        csv_path = self.to_csv(out_dir / "results.csv")
+        json_path = out_dir / "summary.json"
+        tmp = json_path.with_name(".summary.json.part")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(json_path)
+        return csv_path, json_path
+
+
+# --------------------------------------------------------------------------------------------------------
+# The evaluator
+
+
+class Evaluator:
+    """Scores generated clips against a Physics-IQ style dataset.
+
+    Args:
+        dataset_root: The dataset folder (or an already parsed :class:`DatasetLayout`).
+        fps: The frame rate to score at (testing videos must exist at it).
+        mode: ``fast`` (default) or ``compat`` (reproduces the official lossy steps and rounding).
+        cache_dir: Where the real side is cached: ``None`` = :func:`physics_iq.cache.default_cache_dir`
+            (``$PHYSREFINE_CACHE_DIR``), a path, or ``False`` for no disk cache.
+    """
+
+    def __init__(
+        self,
+        dataset_root: str | Path | DatasetLayout,
+        fps: int,
+        mode: Mode = "fast",
+        cache_dir: str | Path | Literal[False] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.layout = dataset_root if isinstance(dataset_root, DatasetLayout) else DatasetLayout(dataset_root)
+        self.fps = int(fps)
+        self.mode: Mode = mode
+        if cache_dir is False:
+            self.cache_dir: Path | None = None
+        else:
+            self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._cache = ArrayCache(self.cache_dir / "physics_iq") if self.cache_dir is not None else None
+        self._memo: OrderedDict[int, RealSide] = OrderedDict()
+        self._pairs: dict[int, ViewPair] | None = None
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_memo"] = OrderedDict()  # arrays stay in the process that computed them
+        return state
+
+    @property
+    def n_frames(self) -> int:
+        """Frames scored per clip: 5 s at :attr:`fps`."""
+        return frames_for_seconds(TEST_SECONDS, self.fps)
+
+    def pairs(self) -> list[ViewPair]:
+        """The take-1/take-2 pairs, after checking the dataset (raises :class:`DatasetError`)."""
+        if self._pairs is None:
+            self._pairs = {p.take1.id: p for p in check_dataset(self.layout, self.fps)}
+        return list(self._pairs.values())
+
+    def pair(self, take1_id: int) -> ViewPair:
+        """The pair whose take-1 row has this ID."""
+        for p in self.pairs():
+            if p.take1.id == take1_id:
+                return p
+        raise DatasetError(f"{self.layout.descriptions_path}: no take-1 row with ID {take1_id:04d}")
+
+    # -- real side --------------------------------------------------------------------------------------
+
+    def _work_dir(self) -> Path:
+        base = self.cache_dir / "tmp" if self.cache_dir is not None else None
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="physrefine-compat-", dir=base))
+
+    def _real_inputs(self, pair: ViewPair) -> list[Path]:
+        files = [
+            self.layout.testing_video(pair.take1, self.fps),
+            self.layout.testing_video(pair.take2, self.fps),
+        ]
+        if self.mode == "compat":
+            files += [p for p in (self._mask_file(pair.take1), self._mask_file(pair.take2)) if p is not None]
+        return files
+
+    def _mask_file(self, row: Row) -> Path | None:
+        path = self.layout.real_mask_video(row, self.fps)
+        return path if path.is_file() else None
+
+    def _real_clip(self, row: Row, work_dir: Path | None, size: tuple[int, int] | None) -> _Clip:
+        path = self.layout.testing_video(row, self.fps)
+        frames = _decode(path, self.n_frames, self.mode)
+        if len(frames) < self.n_frames:
+            raise DatasetError(
+                f"{path}: {len(frames)} frames, shorter than {TEST_SECONDS:g} s at {self.fps} fps "
+                f"({self.n_frames} frames)"
+            )
+        if size is None:
+            size = M.metric_size(frames.shape[2], frames.shape[1])
+        mask_file = self._mask_file(row) if self.mode == "compat" else None
+        if mask_file is not None:
+            masks = _read_mask_video(mask_file, self.n_frames, size)
+        else:
+            masks = _masks_at(frames, size, self.fps, self.mode, work_dir)
+        return _Clip(masks=masks, frames=M.resize_frames(frames, size))
+
+    def _compute_real_side(self, pair: ViewPair) -> RealSide:
+        work_dir = self._work_dir() if self.mode == "compat" else None
+        try:
+            take1 = self._real_clip(pair.take1, work_dir, None)
+            size = (take1.frames.shape[2], take1.frames.shape[1])
+            take2 = self._real_clip(pair.take2, work_dir, size)
+        finally:
+            if work_dir is not None:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        variance = compare(take2.masks, take2.frames, take1.masks, take1.frames, compat=self.mode == "compat")
+        return RealSide(size=size, take1=take1, take2=take2, variance=variance)
+
+    def real_side(self, pair: ViewPair) -> RealSide:
+        """The cached real side of a pair (computed and stored on a miss)."""
+        memo = self._memo.get(pair.take1.id)
+        if memo is not None:
+            self._memo.move_to_end(pair.take1.id)
+            return memo
+        key = None
+        side = None
+        if self._cache is not None:
+            key = cache_key(
+                "real-side",
+                {"mode": self.mode, "fps": self.fps, "seconds": TEST_SECONDS},
+                self._real_inputs(pair),
+            )
+            entry = self._cache.load(key)
+            if entry is not None:
+                arrays, meta = entry
+                side = RealSide(
+                    size=(int(meta["size"][0]), int(meta["size"][1])),
+                    take1=_Clip(_unpack(arrays["masks1"], arrays["masks1_shape"]), arrays["frames1"]),
+                    take2=_Clip(_unpack(arrays["masks2"], arrays["masks2_shape"]), arrays["frames2"]),
+                    variance=_comparison_from_meta(meta["variance"]),
+                )
+                self.cache_hits += 1
+        if side is None:
+            side = self._compute_real_side(pair)
+            self.cache_misses += 1
+            if self._cache is not None and key is not None:
+                m1, s1 = _pack(side.take1.masks)
+                m2, s2 = _pack(side.take2.masks)
+                self._cache.store(
+                    key,
+                    {
+                        "masks1": m1,
+                        "masks1_shape": s1,
+                        "masks2": m2,
+                        "masks2_shape": s2,
+                        "frames1": side.take1.frames,
+                        "frames2": side.take2.frames,
+                    },
+                    {"size": list(side.size), "variance": _comparison_meta(side.variance)},
+                )
+        self._memo[pair.take1.id] = side
+        while len(self._memo) > _MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return side
+
+    def variance(self, pair: ViewPair) -> MetricValues:
+        """Physical variance of a view: take-1 against take-2 (cached)."""
+        return self.real_side(pair).variance.values
+
+    def real_masks(self, row: Row) -> np.ndarray:
+        """Motion masks of a real testing video at the metric size (cached); ``row`` may be either take.
+
+        Shape ``(T, h, w)`` in fast mode, ``(T, h, w, 3)`` in compat mode (the official code decodes mask
+        videos as 3-channel images and compares all channels).
+        """
+        for p in self.pairs():
+            if p.take1.id == row.id:
+                return self.real_side(p).take1.masks
+            if p.take2.id == row.id:
+                return self.real_side(p).take2.masks
+        raise DatasetError(f"{self.layout.descriptions_path}: no row with ID {row.id:04d}")
+
+    # -- generated side ---------------------------------------------------------------------------------
+
+    def view_result(self, pair: ViewPair, generated: str | Path | np.ndarray) -> ViewResult:
+        """Score a generated clip (a file or ``(T, H, W, 3)`` RGB uint8 frames at :attr:`fps`) on one view.
+
+        Raises:
+            VideoReadError: the file cannot be decoded.
+            ValueError: the clip is shorter than 5 s.
+        """
+        side = self.real_side(pair)
+        if isinstance(generated, np.ndarray):
+            frames, name = generated, ""
+        else:
+            path = Path(generated)
+            frames, name = _decode(path, self.n_frames, self.mode), path.name
+        work_dir = self._work_dir() if self.mode == "compat" else None
+        try:
+            clip = _prepare(frames, self.fps, side.size, self.mode, work_dir, name or "generated clip")
+        finally:
+            if work_dir is not None:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        compat = self.mode == "compat"
+        return ViewResult(
+            scenario=pair.scenario,
+            perspective=pair.take1.perspective,
+            category=pair.category,
+            take1_id=pair.take1.id,
+            take2_id=pair.take2.id,
+            generated=name,
+            model_v1=compare(clip.masks, clip.frames, side.take1.masks, side.take1.frames, compat=compat),
+            model_v2=compare(clip.masks, clip.frames, side.take2.masks, side.take2.frames, compat=compat),
+            variance=side.variance,
+        )
+
+    def score_video(self, pair: ViewPair, generated: str | Path | np.ndarray) -> MetricValues:
+        """The four metrics of a generated clip against take-1; pair with :meth:`variance` and
+        :func:`physics_iq_score` for a single-view score."""
+        return self.view_result(pair, generated).model_v1.values
+
+    def score_single(self, pair: ViewPair, generated: str | Path | np.ndarray) -> float:
+        """Single-view Physics-IQ score in [0, 100] (model against this view's own physical variance)."""
+        result = self.view_result(pair, generated)
+        return physics_iq_score(result.model_v1.values, result.variance.values)
+
+    # -- folders ----------------------------------------------------------------------------------------
+
+    def validate(self, generated_dir: str | Path) -> GeneratedFolder:
+        """Check the dataset and a generated folder, listing every problem at once."""
+        self.pairs()
+        return validate_generated_folder(self.layout, generated_dir, fps=self.fps)
+
+    def evaluate_folder(
+        self,
+        generated_dir: str | Path,
+        *,
+        jobs: int = 1,
+        progress: Callable[[int], None] | None = None,
+        validated: GeneratedFolder | None = None,
+    ) -> FolderResults:
+        """Validate and score a folder of generated videos.
+
+        Args:
+            generated_dir: The folder (``{ID}_{perspective}_{scenario}.mp4`` per take-1 row).
+            jobs: Worker processes; scenarios are distributed over them.
+            progress: Called with the number of views just finished.
+            validated: A result of :meth:`validate` to skip validating again.
+
+        Raises:
+            ValidationError: the folder has problems (all listed).
+            DatasetError: the dataset has problems.
+        """
+        folder = validated or self.validate(generated_dir)
+        pairs = self.pairs()
+        by_scenario: dict[str, list[tuple[ViewPair, Path]]] = {}
+        for p in pairs:
+            by_scenario.setdefault(p.scenario, []).append((p, folder.files[p.take1.id]))
+        views: list[ViewResult] = []
+        if jobs <= 1 or len(by_scenario) <= 1:
+            for items in by_scenario.values():
+                for pair, path in items:
+                    views.append(self.view_result(pair, path))
+                    if progress:
+                        progress(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+                futures = [pool.submit(_score_items, self, items) for items in by_scenario.values()]
+                for future in as_completed(futures):
+                    done = future.result()
+                    views.extend(done)
+                    if progress:
+                        progress(len(done))
+        return FolderResults.from_views(
+            views,
+            mode=self.mode,
+            fps=self.fps,
+            dataset=self.layout.root,
+            generated_dir=Path(generated_dir),
+            warnings=folder.warnings,
+        )
+
+
+def _init_worker() -> None:
+    # One OpenCV thread per worker process: the processes already use the cores.
+    cv2.setNumThreads(1)
+
+
+def _score_items(evaluator: Evaluator, items: list[tuple[ViewPair, Path]]) -> list[ViewResult]:
+    return [evaluator.view_result(pair, path) for pair, path in items]
