@@ -2,4 +2,6 @@
 
 from types import ModuleType
 
-COMMAND_MODULES: list[ModuleType] = []
+from agent.commands import score
+
+COMMAND_MODULES: list[ModuleType] = [score]
