@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,7 +25,9 @@ def _default_out_dir(generated_dir: Path) -> Path:
     return Path("score-results") / f"{generated_dir.resolve().name}-{digest}"
 
 
-def _trajectory(layout: DatasetLayout, generated_dir: Path, fps: int, console: Console) -> dict[str, Any] | None:
+def _trajectory(
+    layout: DatasetLayout, generated_dir: Path, fps: int, console: Console
+) -> dict[str, Any] | None:
     """The synthetic suite's trajectory report when the dataset ships ground-truth state files."""
     if not any(layout.state_file(row, fps).is_file() for row in layout.take1_rows()):
         return None
@@ -85,21 +87,38 @@ def _table(results: FolderResults, console: Console) -> None:
 
 
 def score(
-    generated_dir: Path = typer.Argument(..., help="Folder of generated videos, {ID}_{perspective}_{scenario}.mp4."),
-    dataset: Path = typer.Option(..., "--dataset", "-d", help="Physics-IQ style dataset folder (descriptions.csv)."),
-    fps: int | None = typer.Option(None, "--fps", help="Frame rate to score at (default: the videos' own)."),
-    mode: str = typer.Option("fast", "--mode", help="fast (in memory) or compat (official lossy steps)."),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Where results.csv and summary.json go (default: ./score-results/NAME-HASH)."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print only the JSON summary on stdout."),
-    cache_dir: Path | None = typer.Option(
-        None,
-        "--cache-dir",
-        help="Cache of real-video masks and variance (default: $PHYSREFINE_CACHE_DIR or ~/.cache/physrefine).",
-    ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (scenarios run in parallel)."),
+    generated_dir: Annotated[
+        Path, typer.Argument(help="Folder of generated videos, {ID}_{perspective}_{scenario}.mp4.")
+    ],
+    dataset: Annotated[
+        Path, typer.Option("--dataset", "-d", help="Physics-IQ style dataset folder (descriptions.csv).")
+    ],
+    fps: Annotated[
+        int | None, typer.Option("--fps", help="Frame rate to score at (default: the videos' own).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="fast (in memory) or compat (official lossy steps).")
+    ] = "fast",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Where results.csv and summary.json go (default: ./score-results/NAME-HASH)."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print only the JSON summary on stdout.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Cache of real-video masks and variance (default: $PHYSREFINE_CACHE_DIR or ~/.cache/physrefine).",
+        ),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the cache.")] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (scenarios in parallel).")
+    ] = 1,
 ) -> None:
     """Score generated videos with the Physics-IQ evaluator (validates the folder first, never modifies it)."""
     from rich.console import Console
