@@ -102,8 +102,9 @@ class ArrayCache:
         blob = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=path.parent)
         try:
+            payload: dict[str, Any] = {"__meta__": blob, **arrays}
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, __meta__=blob, **arrays)
+                np.savez(handle, **payload)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

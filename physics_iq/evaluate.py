@@ -65,7 +65,7 @@ def _decode_cv2(path: Path, max_frames: int) -> np.ndarray:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoReadError(path, "OpenCV cannot open it")
-    frames = []
+    frames: list[np.ndarray] = []
     try:
         while len(frames) < max_frames:
             ok, frame = cap.read()
@@ -93,7 +93,7 @@ def _mask_video_roundtrip(masks: np.ndarray, fps: float, work_dir: Path) -> np.n
     fd, name = tempfile.mkstemp(suffix=".mp4", dir=work_dir)
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), round(fps), even, isColor=False)
+        writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), round(fps), even, isColor=False)
         if not writer.isOpened():
             raise VideoReadError(Path(name), "OpenCV cannot open an mp4v writer for the compat mask video")
         for mask in masks:

@@ -145,7 +145,7 @@ def spatial_iou(a: np.ndarray, b: np.ndarray) -> float:
     """
     a, b = _check_pair(a, b)
     a, b = a.astype(bool), b.astype(bool)
-    return float(_iou(a.any(axis=0), b.any(axis=0)))
+    return float(_iou(np.asarray(a.any(axis=0)), np.asarray(b.any(axis=0))))
 
 
 def spatiotemporal_iou_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
