@@ -27,9 +27,11 @@ def naive_iou(a, b):
 
 
 def naive_spatial(a, b):
-    collapse = lambda m: [
-        [any(m[t][i][j] for t in range(len(m))) for j in range(len(m[0][0]))] for i in range(len(m[0]))
-    ]
+    def collapse(m):
+        return [
+            [any(m[t][i][j] for t in range(len(m))) for j in range(len(m[0][0]))] for i in range(len(m[0]))
+        ]
+
     return naive_iou(np.array(collapse(a)), np.array(collapse(b)))
 
 
@@ -117,7 +119,8 @@ def test_moving_square_spatial_vs_spatiotemporal():
     b = np.zeros((4, 8, 32), bool)
     for t in range(4):
         a[t, 2:6, 4 * t : 4 * t + 4] = True
-        b[t, 2:6, 4 * (t - 1) : 4 * (t - 1) + 4] = True if t > 0 else False
+        if t > 0:
+            b[t, 2:6, 4 * (t - 1) : 4 * t] = True
     assert M.spatiotemporal_iou(a, b) == 0.0
     assert M.spatial_iou(a, b) == pytest.approx(12 / 16)
     assert M.weighted_spatial_iou(a, b) == pytest.approx(3 / 4)
