@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from agent.commands import score
+from agent.commands import refine, score
 
-COMMAND_MODULES: list[ModuleType] = [score]
+COMMAND_MODULES: list[ModuleType] = [score, refine]

@@ -4,5 +4,8 @@ from agent.vlm.base import VLM, Message, VLMError, VLMReply
 from generators.registry import LazyRegistry
 
 VLMS: LazyRegistry[type] = LazyRegistry("vlm")
+VLMS.register(
+    "scripted", "agent.vlm.scripted:ScriptedVLM", "fake VLM replying from a list (tests; not a model)"
+)
 
 __all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply"]

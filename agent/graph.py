@@ -1,0 +1,355 @@
+"""The refinement loop as one LangGraph state machine, declared in :func:`build_graph`.
+
+::
+
+    predict -> generate x K (Send, one per seed) -> critique -> converge -+-> rewrite -> generate x K ...
+                                                                          +-> ensemble -> score -> END
+
+Nodes are idempotent: an attempt is a content-addressed video file (hash of prompt, seed, generator and
+request) reused when already on disk, a critique a JSON file next to it; so a killed run, resumed from the
+sqlite checkpoint, neither loses nor duplicates attempts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from langgraph.errors import NodeError
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, RetryPolicy, Send
+
+from agent.reasoning import Reasoner, Scene
+from agent.schemas import Critique, ReplyParseError
+from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
+from agent.vlm.base import VLMError
+from generators.base import GenerationError, GenerationRequest, Generator
+from physics_iq.video import read_video, write_video
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GraphDeps:
+    """Everything the nodes need besides the state (not checkpointed).
+
+    Attributes:
+        reasoner: The predict/critique/rewrite roles (a VLM or the offline critic).
+        generator: The video generator.
+        generator_id: Name plus options, part of every attempt's content hash.
+        scene: ``take1_id -> Scene`` (prefix frames etc., loaded from the dataset).
+        scenario_dir: ``take1_id -> folder`` under the run directory.
+        n_seeds: Attempts per loop.
+        max_loops: Loop budget.
+        seed: Base seed; attempt seeds are ``seed + k``, the same in every loop so loops differ by prompt only.
+        similarity_stop: Stop when a rewrite is at least this similar to the previous prompt (difflib ratio).
+        plateau: Stop when the loop's best critic score improves by less than this over the best so far.
+        score: Optional ``(take1_id, attempts) -> scores dict`` (the Physics-IQ evaluator, when ground truth
+            exists); must label oracle numbers as such.
+        trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
+        context: ``take1_id -> request.context`` for generators.
+    """
+
+    reasoner: Reasoner
+    generator: Generator
+    generator_id: str
+    scene: Callable[[int], Scene]
+    scenario_dir: Callable[[int], Path]
+    n_seeds: int = 2
+    max_loops: int = 4
+    seed: int = 0
+    similarity_stop: float = 0.98
+    plateau: float = 0.005
+    score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
+    trace: Callable[[dict[str, Any]], None] | None = None
+    context: Callable[[int], dict[str, Any]] = field(default=lambda _id: {})
+
+    def emit(self, **event: Any) -> None:
+        if self.trace is not None:
+            self.trace(event)
+
+
+def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int) -> str:
+    """Content hash naming an attempt: same inputs, same file."""
+    digest = hashlib.sha256()
+    for part in (generator_id, scene.mode, f"{scene.fps:g}", str(scene.num_frames), str(seed), prompt):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(hashlib.sha256(np.ascontiguousarray(scene.prefix[-1]).tobytes()).digest())
+    return digest.hexdigest()[:20]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash leaves the old file or none, never half a file
+
+
+def loop_attempts(state: LoopState, loop: int) -> list[Attempt]:
+    return [a for a in state.get("attempts", []) if a["loop"] == loop]
+
+
+def loop_critiques(state: LoopState, loop: int) -> list[CritiqueRecord]:
+    return [c for c in state.get("critiques", []) if c["loop"] == loop]
+
+
+def best_critique(records: list[CritiqueRecord]) -> CritiqueRecord | None:
+    """Highest critic score, consistent verdicts first; ties go to the later loop, then the lower seed."""
+    usable = [r for r in records if not r["failed"]]
+    if not usable:
+        return None
+    return max(usable, key=lambda r: (r["verdict"] == "consistent", r["score"], r["loop"], -r["seed"]))
+
+
+# -- routers: small named functions returning literals -------------------------------------------------------
+def route_after_converge(state: LoopState) -> Literal["rewrite", "ensemble"]:
+    """Go on refining unless the converge node recorded a stop reason."""
+    return "ensemble" if state.get("stop_reason") else "rewrite"
+
+
+def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, float]:
+    """The stop reason after the current loop's critiques (``""`` = go on) and this loop's best score.
+
+    >>> rec = dict(loop=1, seed=0, attempt="a", path="p", verdict="consistent", score=0.9, severe=False, failed=False)
+    >>> decide_stop({"loop_index": 1, "critiques": [rec]}, max_loops=4, plateau=0.01)
+    ('converged: consistent verdict without severe violations', 0.9)
+    >>> decide_stop({"loop_index": 4, "critiques": [dict(rec, loop=4, verdict="inconsistent")]}, 4, 0.01)
+    ('max_loops: 4 loop(s) done', 0.9)
+    """
+    loop = int(state.get("loop_index", 1))
+    records = loop_critiques(state, loop)
+    best = best_critique(records)
+    score = float(best["score"]) if best else 0.0
+    previous = list(state.get("loop_scores", []))
+    if best is not None and best["verdict"] == "consistent" and not best["severe"]:
+        return "converged: consistent verdict without severe violations", score
+    if loop >= max_loops:
+        return f"max_loops: {max_loops} loop(s) done", score
+    if best is None and records:
+        return "failed: no critique of this loop could be obtained", score
+    if previous and score < max(previous) + plateau and loop >= 3:
+        return f"plateau: best critic score {score:.3f} not above {max(previous):.3f}", score
+    return "", score
+
+
+def route_after_rewrite(state: LoopState) -> Literal["generate", "ensemble"]:
+    """Back to generation unless the rewrite recorded a stop reason (prompt stopped changing)."""
+    return "ensemble" if state.get("stop_reason") else "generate"
+
+
+def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph:
+    """Declare and compile the whole refinement graph.
+
+    Args:
+        deps: Reasoner, generator, scene loader, budgets (see :class:`GraphDeps`).
+        checkpointer: A LangGraph checkpointer (``SqliteSaver`` for runs; ``None`` in unit tests).
+    """
+
+    # 1. predict: physics-aware text prediction and the first prompt
+    def predict(state: LoopState) -> dict[str, Any]:
+        take1_id = state["take1_id"]
+        scene = deps.scene(take1_id)
+        prediction = deps.reasoner.predict(scene)
+        _write_json(deps.scenario_dir(take1_id) / "loop_1" / "prediction.json", prediction.model_dump())
+        deps.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
+        return {"loop_index": 1, "prompt": prediction.prompt, "prompt_history": [prediction.prompt]}
+
+    def send_generate(state: LoopState) -> list[Send]:
+        loop = int(state["loop_index"])
+        return [
+            Send(
+                "generate",
+                GenerateTask(
+                    take1_id=state["take1_id"], loop_index=loop, prompt=state["prompt"], seed=deps.seed + k
+                ),
+            )
+            for k in range(deps.n_seeds)
+        ]
+
+    # 2. generate: one seed, content-addressed on disk
+    def generate(task: GenerateTask) -> dict[str, Any]:
+        take1_id, loop, prompt, seed = task["take1_id"], task["loop_index"], task["prompt"], task["seed"]
+        scene = deps.scene(take1_id)
+        folder = deps.scenario_dir(take1_id)
+        key = attempt_key(deps.generator_id, scene, prompt, seed)
+        path = folder / "attempts" / f"{key}.mp4"
+        error = ""
+        if path.is_file():
+            deps.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), reused=True)
+        else:
+            request = GenerationRequest(
+                prefix=scene.prefix,
+                fps=scene.fps,
+                prompt=prompt,
+                seed=seed,
+                num_frames=scene.num_frames,
+                mode="v2v" if scene.mode == "v2v" else "i2v",
+                context=deps.context(take1_id),
+            )
+            try:
+                video = deps.generator.generate(request)
+                _write_json(
+                    path.with_suffix(".json"), {"prompt": prompt, "seed": seed, **dict(video.metadata)}
+                )
+                write_video(path, video.frames, scene.fps)
+            except GenerationError as exc:
+                error = str(exc)
+                logger.warning(
+                    "generation failed (scenario %s, loop %d, seed %d): %s", take1_id, loop, seed, exc
+                )
+            deps.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), error=error)
+        attempt = Attempt(
+            loop=loop, seed=seed, prompt=prompt, path=str(path) if not error else "", error=error
+        )
+        return {"attempts": [attempt]}
+
+    # 3. critique: MM-CoT on every attempt of the loop (files reused on resume; retried on bad replies)
+    def critique(state: LoopState) -> dict[str, Any]:
+        take1_id, loop = state["take1_id"], int(state["loop_index"])
+        done = {c["attempt"] for c in loop_critiques(state, loop)}
+        scene = deps.scene(take1_id)
+        records = []
+        for attempt in loop_attempts(state, loop):
+            if not attempt["path"] or attempt["path"] in done:
+                continue
+            out = Path(attempt["path"]).with_suffix(f".critique-{loop}.json")
+            if out.is_file():
+                result = Critique.model_validate_json(out.read_text(encoding="utf-8"))
+            else:
+                frames, _ = read_video(attempt["path"])
+                result = deps.reasoner.critique(scene, attempt["prompt"], frames)
+                _write_json(out, result.model_dump())
+            records.append(_record(attempt, out, result))
+            deps.emit(
+                node="critique",
+                take1_id=take1_id,
+                loop=loop,
+                seed=attempt["seed"],
+                verdict=result.verdict,
+                score=result.score,
+                violations=[v.law for v in result.violations],
+            )
+        return {"critiques": records}
+
+    def critique_failed(state: LoopState, error: NodeError) -> Command[Literal["converge"]]:
+        """Retries ran out: record failed critiques for the loop's remaining attempts; the run goes on."""
+        take1_id, loop = state["take1_id"], int(state["loop_index"])
+        done = {c["attempt"] for c in loop_critiques(state, loop)}
+        records = []
+        for attempt in loop_attempts(state, loop):
+            if attempt["path"] and attempt["path"] not in done:
+                failed = Critique.failure(f"{type(error.error).__name__}: {error.error}")
+                if isinstance(error.error, ReplyParseError):
+                    failed = failed.model_copy(update={"observations": error.error.raw[:2000]})
+                out = Path(attempt["path"]).with_suffix(f".critique-{loop}.failed.json")
+                _write_json(out, failed.model_dump())
+                records.append(_record(attempt, out, failed))
+        deps.emit(node="critique", take1_id=take1_id, loop=loop, failed=True, error=str(error.error)[:300])
+        return Command(update={"critiques": records}, goto="converge")
+
+    # 4. converge: explicit termination, recorded in state
+    def converge(state: LoopState) -> dict[str, Any]:
+        reason, score = decide_stop(state, deps.max_loops, deps.plateau)
+        deps.emit(
+            node="converge", take1_id=state["take1_id"], loop=state["loop_index"], best=score, stop=reason
+        )
+        update: dict[str, Any] = {"loop_scores": [*state.get("loop_scores", []), score]}
+        if reason:
+            update["stop_reason"] = reason
+        return update
+
+    # 5. rewrite: a new prompt from the loop's best-scored critique
+    def rewrite(state: LoopState) -> dict[str, Any]:
+        take1_id, loop = state["take1_id"], int(state["loop_index"])
+        best = best_critique(loop_critiques(state, loop))
+        if best is None:
+            return {"stop_reason": "failed: nothing to rewrite from"}
+        result = Critique.model_validate_json(Path(best["path"]).read_text(encoding="utf-8"))
+        attempt_prompt = next(a["prompt"] for a in loop_attempts(state, loop) if a["path"] == best["attempt"])
+        new = deps.reasoner.rewrite(deps.scene(take1_id), attempt_prompt, result, loop)
+        folder = deps.scenario_dir(take1_id) / f"loop_{loop + 1}"
+        _write_json(folder / "rewrite.json", new.model_dump())
+        similarity = difflib.SequenceMatcher(None, state["prompt"], new.prompt).ratio()
+        deps.emit(
+            node="rewrite",
+            take1_id=take1_id,
+            loop=loop + 1,
+            similarity=round(similarity, 4),
+            prompt=new.prompt,
+        )
+        if similarity >= deps.similarity_stop:
+            return {"stop_reason": f"prompt_unchanged: similarity {similarity:.3f} >= {deps.similarity_stop}"}
+        (folder / "prompt.txt").write_text(new.prompt + "\n", encoding="utf-8")
+        return {
+            "loop_index": loop + 1,
+            "prompt": new.prompt,
+            "prompt_history": [*state.get("prompt_history", []), new.prompt],
+        }
+
+    # 6. ensemble: the honest pick never sees ground truth
+    def ensemble(state: LoopState) -> dict[str, Any]:
+        best = best_critique(state.get("critiques", []))
+        honest: dict[str, Any] = {}
+        if best is not None:
+            honest = {
+                "path": best["attempt"],
+                "loop": best["loop"],
+                "seed": best["seed"],
+                "critic_score": best["score"],
+                "selector": "critic score (consistent verdicts first); no ground truth",
+            }
+        deps.emit(node="ensemble", take1_id=state["take1_id"], honest=honest)
+        return {"honest": honest}
+
+    # 7. score: Physics-IQ of every attempt, the honest pick, the oracle (labelled) and baselines
+    def score(state: LoopState) -> dict[str, Any]:
+        if deps.score is None:
+            return {"scores": {}}
+        scores = deps.score(state["take1_id"], list(state.get("attempts", [])))
+        _write_json(deps.scenario_dir(state["take1_id"]) / "scores.json", scores)
+        deps.emit(node="score", take1_id=state["take1_id"], oracle=scores.get("oracle", {}))
+        return {"scores": scores, "oracle": scores.get("oracle", {})}
+
+    def after_rewrite(state: LoopState) -> list[Send] | str:
+        return send_generate(state) if route_after_rewrite(state) == "generate" else "ensemble"
+
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
+    builder = StateGraph(LoopState)
+    builder.add_node("predict", predict, retry_policy=retry)
+    builder.add_node("generate", generate)  # type: ignore[arg-type]  # Send payload, not the state
+    builder.add_node("critique", critique, retry_policy=retry, error_handler=critique_failed)
+    builder.add_node("converge", converge)
+    builder.add_node("rewrite", rewrite, retry_policy=retry)
+    builder.add_node("ensemble", ensemble)
+    builder.add_node("score", score)
+    builder.add_edge(START, "predict")
+    builder.add_conditional_edges("predict", send_generate, ["generate"])
+    builder.add_edge("generate", "critique")
+    builder.add_edge("critique", "converge")
+    builder.add_conditional_edges("converge", route_after_converge, ["rewrite", "ensemble"])
+    builder.add_conditional_edges("rewrite", after_rewrite, ["generate", "ensemble"])
+    builder.add_edge("ensemble", "score")
+    builder.add_edge("score", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _record(attempt: Attempt, path: Path, result: Critique) -> CritiqueRecord:
+    return CritiqueRecord(
+        loop=attempt["loop"],
+        seed=attempt["seed"],
+        attempt=attempt["path"],
+        path=str(path),
+        verdict=result.verdict,
+        score=float(result.score),
+        severe=bool(result.severe),
+        failed=bool(result.failed),
+    )

@@ -1,0 +1,310 @@
+"""``--vlm offline``: the motion-grounded critic. NOT a neural model — rules over object tracks.
+
+It plays the three reasoning roles with measurements from :mod:`agent.motion` instead of a VLM:
+
+- **predict**: qualitative expectations only (which objects move, in which direction, whether they fall and
+  bounce), composed with the prompt set's ``compose.j2`` — a coarse first look, like a VLM's first guess.
+- **critique**: compares the continuation's tracks with the prefix's: velocity continuity at the switch frame,
+  gravity (free-flight acceleration), no penetration of the floor, no energy gain in bounces (and bounce
+  height as before), no appearing/vanishing, no stopping in mid-air, slowing down as before. Each check
+  yields a :class:`~agent.schemas.Violation` and a concrete suggested sentence built from the prefix
+  measurement ("the red ball moves right at 38 px/s and down at 20 px/s").
+- **rewrite**: keeps the current prompt's sentences and replaces those about the same object and aspect
+  with the critique's suggestions, then renders ``compose.j2``.
+
+It cannot see anything its tracker cannot: objects without saturated colour, rotation, fluids, light. Its
+measurements need a moving prefix, so in i2v mode (one frame) only the event checks (vanishing, penetration,
+mid-air stops, energy gain) apply.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from agent import motion
+from agent.prompting import PromptSet
+from agent.reasoning import Scene
+from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation
+
+_ASPECTS = {
+    "velocity": re.compile(r"\bmoves? .*px/s(?! every)", re.I),
+    "gravity": re.compile(r"faster by .* every second|px/s²", re.I),
+    "bounce": re.compile(r"% of its impact speed|does not bounce", re.I),
+    "slowing": re.compile(r"slows? down by|steady speed", re.I),
+}
+_COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
+_PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
+
+
+def _key(sentence: str) -> tuple[str, str] | None:
+    low = sentence.lower()
+    colour = next((c for c in _COLOURS if re.search(rf"\b{c}\b", low)), "")
+    for aspect, pattern in _ASPECTS.items():
+        if pattern.search(sentence):
+            return (colour, aspect)
+    return None
+
+
+def _velocity_sentence(colour: str, vx: float, vy: float) -> str:
+    parts = []
+    if abs(vx) >= 3:
+        parts.append(f"{'right' if vx > 0 else 'left'} at {abs(vx):.0f} px/s")
+    if abs(vy) >= 3:
+        parts.append(f"{'down' if vy > 0 else 'up'} at {abs(vy):.0f} px/s")
+    if not parts:
+        return f"The {colour} ball stays where it is."
+    return f"Right after the switch frame the {colour} ball moves {' and '.join(parts)}."
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+class OfflineReasoner:
+    """Motion-grounded rule-based critic (offline stand-in for a VLM; not a neural model).
+
+    Args:
+        prompts: The prompt set (its ``compose.j2`` assembles generation prompts).
+        continuity_tolerance: Relative velocity change at the switch frame still counted as continuous.
+        gravity_tolerance: Relative gravity mismatch tolerated.
+        bounce_tolerance: Absolute restitution mismatch tolerated.
+    """
+
+    name = "offline-motion-critic"
+    neural = False
+
+    def __init__(
+        self,
+        prompts: PromptSet,
+        continuity_tolerance: float = 0.2,
+        gravity_tolerance: float = 0.15,
+        bounce_tolerance: float = 0.12,
+    ) -> None:
+        self.prompts = prompts
+        self.continuity_tolerance = continuity_tolerance
+        self.gravity_tolerance = gravity_tolerance
+        self.bounce_tolerance = bounce_tolerance
+
+    def _compose(self, description: str, statements: list[str]) -> str:
+        return self.prompts.render("compose", description=description, statements=statements)
+
+    # 1. predict -------------------------------------------------------------------------------------------
+    def predict(self, scene: Scene) -> Prediction:
+        """Qualitative expectations from the prefix tracks (no numbers: those come from critiques)."""
+        statements = []
+        objects = []
+        for m in scene.prefix_motion.objects:
+            objects.append(f"{m.colour} ball")
+            vx, vy = m.velocity
+            moving = math.hypot(vx, vy) > 5
+            if moving:
+                side = "right" if vx > 3 else "left" if vx < -3 else ""
+                statements.append(
+                    f"The {m.colour} ball keeps moving{' to the ' + side if side else ''}"
+                    f"{' and falls' if m.gravity else ''}."
+                )
+            else:
+                statements.append(f"The {m.colour} ball rests until something hits it.")
+            if m.bounces:
+                statements.append(f"The {m.colour} ball bounces on the floor.")
+        outcome = " ".join(statements) or "Nothing visibly moves."
+        return Prediction(
+            objects=objects,
+            physics="gravity and contact with the floor and walls",
+            expected_outcome=outcome,
+            prompt=self._compose(scene.description, statements),
+        )
+
+    # 2. critique ------------------------------------------------------------------------------------------
+    def critique(self, scene: Scene, prompt: str, frames: np.ndarray) -> Critique:
+        """Check the continuation's tracks against the prefix's and against basic physics."""
+        after = scene.attempt_motion(frames)
+        before = {m.name: m for m in scene.prefix_motion.objects}
+        floor_y = scene.prefix_motion.floor_y
+        height, width = frames.shape[1:3]
+        violations: list[Violation] = []
+        changes: list[str] = []
+        error = 0.0  # continuous discrepancy, so that the score also ranks attempts with no violation
+        have_prefix = scene.mode == "v2v" and len(scene.prefix) >= 3
+
+        def flag(first: int, last: int, obj: str, law: str, severity: Severity, detail: str) -> None:
+            violations.append(
+                Violation(frames=(first, last), object=obj, law=law, severity=severity, detail=detail)
+            )
+
+        for m in after.objects:
+            pre = before.get(m.name)
+            # -- velocity continuity at the switch frame
+            if have_prefix and pre is not None:
+                vx0, vy0 = pre.velocity
+                if pre.gravity and not (pre.bounces and pre.bounces[-1] >= len(scene.prefix) - 3):
+                    vy0 += pre.gravity / scene.fps  # the fit's centre is one frame before the switch
+                speed0 = math.hypot(vx0, vy0)
+                dv = math.hypot(m.start_velocity[0] - vx0, m.start_velocity[1] - vy0)
+                rel = dv / max(speed0, 10.0)
+                error += rel
+                if rel > self.continuity_tolerance:
+                    severity: Severity = "high" if rel > 0.6 else "medium"
+                    flag(
+                        0,
+                        2,
+                        m.name,
+                        "velocity continuity",
+                        severity,
+                        f"starts at ({m.start_velocity[0]:.0f}, {m.start_velocity[1]:.0f}) px/s; before the "
+                        f"switch it moved at ({vx0:.0f}, {vy0:.0f}) px/s",
+                    )
+                    changes.append(_velocity_sentence(m.colour, vx0, vy0))
+            # -- gravity in free flight
+            if pre is not None and pre.gravity and pre.gravity > 20 and m.gravity is not None:
+                rel = abs(m.gravity - pre.gravity) / pre.gravity
+                error += rel
+                if rel > self.gravity_tolerance:
+                    flag(
+                        0,
+                        len(frames),
+                        m.name,
+                        "gravity",
+                        "high" if rel > 0.5 else "medium",
+                        f"falls with {m.gravity:.0f} px/s² but fell with {pre.gravity:.0f} px/s² before",
+                    )
+                    changes.append(
+                        f"The {m.colour} ball falls faster by about {pre.gravity:.0f} px/s every second, "
+                        "as before the switch."
+                    )
+            # -- bounces: no energy gain; same bounciness as before
+            if m.restitution is not None:
+                if m.restitution > 1.05:
+                    error += m.restitution - 1.0
+                    flag(
+                        m.bounces[0],
+                        m.bounces[-1],
+                        m.name,
+                        "no energy gain in bounces",
+                        "high",
+                        f"rebounds with {100 * m.restitution:.0f}% of its impact speed",
+                    )
+                if pre is not None and pre.restitution is not None:
+                    diff = abs(m.restitution - pre.restitution)
+                    error += diff
+                    if diff > self.bounce_tolerance:
+                        flag(
+                            m.bounces[0],
+                            m.bounces[-1],
+                            m.name,
+                            "bounce height",
+                            "medium",
+                            f"keeps {100 * m.restitution:.0f}% of its speed in bounces; before the switch "
+                            f"{100 * pre.restitution:.0f}%",
+                        )
+                        changes.append(
+                            f"The {m.colour} ball bounces back up with about {100 * pre.restitution:.0f}% of "
+                            "its impact speed."
+                        )
+            # -- slowing down (rolling friction, drag) as before
+            if (
+                have_prefix
+                and pre is not None
+                and pre.speed_change is not None
+                and m.speed_change is not None
+            ):
+                diff = abs(m.speed_change - pre.speed_change)
+                error += diff
+                if diff > 0.15 and m.stopped_at is None:
+                    flag(
+                        0,
+                        len(frames),
+                        m.name,
+                        "friction",
+                        "low",
+                        f"changes sideways speed by {100 * m.speed_change:.0f}%/s; before {100 * pre.speed_change:.0f}%/s",
+                    )
+                    if pre.speed_change < -0.03:
+                        changes.append(
+                            f"The {m.colour} ball slows down by about {100 * -pre.speed_change:.0f}% every second."
+                        )
+                    else:
+                        changes.append(f"The {m.colour} ball keeps moving at a steady speed.")
+            # -- appearing / vanishing inside the frame
+            if m.vanished_at is not None:
+                x, y = m.positions[max(0, m.vanished_at - 1)]
+                inside = 8 < x < width - 8 and 8 < y < height - 8
+                if inside:
+                    error += 1.0
+                    flag(
+                        m.vanished_at,
+                        len(frames),
+                        m.name,
+                        "no vanishing",
+                        "high",
+                        f"disappears at frame {m.vanished_at} inside the frame",
+                    )
+                    changes.append(f"The {m.colour} ball stays visible the whole time.")
+            # -- penetration of the floor
+            if m.lowest_y > floor_y + 3:
+                error += (m.lowest_y - floor_y) / 10
+                flag(
+                    0,
+                    len(frames),
+                    m.name,
+                    "no penetration",
+                    "high",
+                    f"its bottom reaches y={m.lowest_y:.0f} px, below the floor at y={floor_y:.0f} px",
+                )
+                changes.append(f"The {m.colour} ball never sinks into the floor.")
+            # -- stopping without support
+            if m.stopped_at is not None and m.stopped_at < len(frames) - 2:
+                x, y = m.positions[m.stopped_at]
+                if y < floor_y - 15 and (pre is None or pre.gravity):  # 15 px: clearly above any resting ball
+                    error += 0.5
+                    flag(
+                        m.stopped_at,
+                        len(frames),
+                        m.name,
+                        "no stopping without contact",
+                        "high",
+                        f"stops in mid-air at y={y:.0f} px",
+                    )
+                    changes.append(f"The {m.colour} ball keeps falling until it reaches the floor.")
+        extra = {m.name for m in after.objects} - set(before)
+        for name in sorted(extra):
+            flag(0, len(frames), name, "no appearing", "high", "present after the switch but not before")
+        penalty = sum(_PENALTY[v.severity] for v in violations)
+        score = float(max(0.0, min(1.0, 1.0 / (1.0 + error) - 0.1 * penalty)))
+        consistent = not any(v.severity in ("medium", "high") for v in violations)
+        return Critique(
+            observations=after.grounding_text("generated continuation"),
+            expected_physics=scene.prefix_motion.grounding_text("before the switch frame"),
+            violations=violations,
+            verdict="consistent" if consistent else "inconsistent",
+            score=round(score, 4),
+            suggested_changes=list(dict.fromkeys(changes)),
+        )
+
+    # 3. rewrite -------------------------------------------------------------------------------------------
+    def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite:
+        """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion."""
+        description = scene.description.strip()
+        body = prompt[len(description) :] if prompt.startswith(description) else prompt
+        kept = _sentences(body)
+        replaced = []
+        for change in critique.suggested_changes:
+            key = _key(change)
+            if key is not None:
+                before = len(kept)
+                kept = [s for s in kept if _key(s) != key]
+                if len(kept) != before:
+                    replaced.append(key)
+            if change not in kept:
+                kept.append(change)
+        reasoning = (
+            f"loop {loop_index}: applied {len(critique.suggested_changes)} suggested change(s), replacing "
+            f"{len(replaced)} sentence(s) about the same object and aspect"
+        )
+        return Rewrite(reasoning=reasoning, prompt=self._compose(scene.description, kept))
+
+
+__all__ = ["OfflineReasoner", "motion"]

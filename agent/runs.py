@@ -1,0 +1,151 @@
+"""Run directories: frozen config, provenance (templates + hashes, versions, git commit), JSONL trace.
+
+Layout::
+
+    RUN_DIR/
+      config.json            frozen RunConfig (rerunning with a different config is refused)
+      provenance.json        prompt templates and sha256, package versions, git commit
+      checkpoints.sqlite     LangGraph SqliteSaver, one thread per scenario
+      trace.jsonl            append-only node events (no secrets: configs never hold keys)
+      scenarios/<name>/      prompts, attempts/<hash>.mp4 (+ .json, critiques), scores.json
+      summary.json, summary.csv
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_PACKAGES = (
+    "physrefine",
+    "langgraph",
+    "langgraph-checkpoint-sqlite",
+    "numpy",
+    "opencv-python-headless",
+    "av",
+    "pymunk",
+    "pydantic",
+    "jinja2",
+    "torch",
+    "diffusers",
+    "transformers",
+    "openai",
+)
+
+
+class RunConfigError(ValueError):
+    """A run directory holds a run made with a different configuration."""
+
+
+class RunConfig(BaseModel):
+    """Everything that determines a run's results. Frozen and saved as ``config.json``.
+
+    Secrets never go here: API keys are read by backends from the environment.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    fps: int = Field(gt=0)
+    mode: Literal["i2v", "v2v"] = "v2v"
+    generator: str = "physics-prior"
+    generator_options: dict[str, str] = Field(default_factory=dict)
+    vlm: str = "offline"
+    vlm_options: dict[str, str] = Field(default_factory=dict)
+    loops: int = Field(default=4, ge=1, le=50)
+    seeds: int = Field(default=2, ge=1, le=64)
+    seed: int = 0
+    scenarios: list[str] = Field(default_factory=list)
+    prompt_set: str = "default"
+    grounding: bool = True
+    score: bool = True
+
+    @field_validator("generator_options", "vlm_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if any(word in key.lower() for word in ("key", "token", "secret", "password")):
+                raise ValueError(f"option {key!r} looks like a secret; pass secrets through the environment")
+        return value
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results (absent ones omitted)."""
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_commit(where: Path) -> str:
+    """The git commit of the source tree (``"unknown"`` outside a checkout)."""
+    try:
+        done = subprocess.run(  # argument list, no shell
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+class RunDir:
+    """A run directory; :meth:`open` creates it or checks that it belongs to the same config.
+
+    Args:
+        root: The folder.
+        config: The run's frozen configuration.
+    """
+
+    def __init__(self, root: str | Path, config: RunConfig) -> None:
+        self.root = Path(root)
+        self.config = config
+        self._lock = threading.Lock()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.root / "checkpoints.sqlite"
+
+    def scenario_dir(self, name: str) -> Path:
+        path = self.root / "scenarios" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def open(self, provenance: dict[str, Any]) -> bool:
+        """Create the folder (returns ``False``) or confirm a resumable one (returns ``True``).
+
+        Raises:
+            RunConfigError: the folder holds a run with a different config (naming the differing fields).
+        """
+        config_path = self.root / "config.json"
+        wanted = self.config.model_dump(mode="json")
+        if config_path.is_file():
+            existing = json.loads(config_path.read_text(encoding="utf-8"))
+            if existing != wanted:
+                fields = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+                raise RunConfigError(
+                    f"{config_path}: this run directory was made with a different configuration "
+                    f"(differs in {fields}); use another --run-dir or the same options to resume"
+                )
+            return True
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        config_path.write_text(json.dumps(wanted, indent=2, sort_keys=True), encoding="utf-8")
+        return False
+
+    def trace(self, event: dict[str, Any]) -> None:
+        """Append one event to ``trace.jsonl`` (thread-safe; parallel generate branches share it)."""
+        line = json.dumps({"time": round(time.time(), 3), **event}, sort_keys=True, default=str)
+        with self._lock, (self.root / "trace.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")

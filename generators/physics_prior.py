@@ -1,0 +1,366 @@
+"""``physics-prior``: an offline stand-in for a video model — a 2D physics engine driven by the prompt.
+
+NOT a neural model. It finds the coloured objects of the switch frame (:mod:`agent.motion`), estimates their
+velocity from the prefix (v2v) or the prompt (i2v), reads physical parameters from the prompt's wording
+(gravity, bounciness, slowing down, per-object motion), samples whatever the prompt leaves open from broad
+priors using the request's seed, extrapolates with pymunk, and renders by compositing each object's sprite
+onto the background (the prefix's temporal median, objects inpainted away).
+
+Because the parameters come from the words, a better prompt gives a better continuation — which is what the
+refinement loop needs to be exercised offline. Phrases it understands (case-insensitive, per sentence, the
+sentence naming the object's colour):
+
+- ``the red ball moves right at 40 px/s and up at 20 px/s``  (per-object velocity)
+- ``falls faster by about 300 px/s every second`` or ``300 px/s²``  (gravity)
+- ``bounces back up with about 70% of its impact speed``; ``bounces high``; ``does not bounce``  (restitution)
+- ``slows down by about 20% every second``; ``keeps moving at a steady speed``  (damping)
+- ``stays still`` / ``stays where it is``  (object pinned)
+- ``falls`` / ``drops`` / ``is released``  (an object at rest in the air is not supported)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+import pymunk
+
+from agent import motion
+from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
+
+logger = logging.getLogger(__name__)
+
+_COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
+_DIRS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+
+
+@dataclass(frozen=True)
+class SimBody:
+    """A disc in image coordinates (x right, y down), px and px/s."""
+
+    x: float
+    y: float
+    vx: float
+    vy: float
+    radius: float
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    """Physical parameters of the 2D world.
+
+    Attributes:
+        gravity: Downward acceleration, px/s².
+        restitution: Fraction of normal speed kept in a bounce (0..1).
+        damping: Fraction of velocity kept per second (1 = no drag).
+        friction: Coulomb friction coefficient at contacts.
+    """
+
+    gravity: float = 300.0
+    restitution: float = 0.6
+    damping: float = 1.0
+    friction: float = 0.5
+
+
+def simulate(
+    bodies: list[SimBody],
+    params: WorldParams,
+    *,
+    floor_y: float,
+    width: float,
+    n_frames: int,
+    fps: float,
+    substeps: int = 16,
+) -> np.ndarray:
+    """Positions ``(n_frames, len(bodies), 2)`` at times ``1/fps .. n_frames/fps`` after the start state.
+
+    The world is a floor at ``floor_y`` and walls at ``x = 0`` and ``x = width``.
+
+    >>> pos = simulate([SimBody(10, 10, 0, 0, 3)], WorldParams(gravity=100), floor_y=1000, width=50,
+    ...                n_frames=10, fps=10)
+    >>> round(float(pos[-1, 0, 1] - 10), 0)  # free fall 1 s at 100 px/s²: 50 px
+    50.0
+    """
+    space = pymunk.Space()
+    space.gravity = (0.0, params.gravity)
+    space.damping = params.damping
+    walls = [
+        pymunk.Segment(space.static_body, (-1e4, floor_y), (1e4, floor_y), 0.0),
+        pymunk.Segment(space.static_body, (0.0, -1e4), (0.0, floor_y), 0.0),
+        pymunk.Segment(space.static_body, (width, -1e4), (width, floor_y), 0.0),
+    ]
+    for wall in walls:
+        # pymunk multiplies the two shapes' elasticities; walls at 1 leave the body's value in charge.
+        wall.elasticity, wall.friction = 1.0, 1.0
+    space.add(*walls)
+    handles = []
+    for b in bodies:
+        if b.pinned:
+            body = pymunk.Body(body_type=pymunk.Body.STATIC)
+        else:
+            mass = max(1e-3, b.radius**2)
+            body = pymunk.Body(mass, pymunk.moment_for_circle(mass, 0, max(b.radius, 0.5)))
+            body.velocity = (b.vx, b.vy)
+        body.position = (b.x, b.y)
+        shape = pymunk.Circle(body, max(b.radius, 0.5))
+        shape.elasticity = min(max(params.restitution, 0.0), 0.99)
+        shape.friction = params.friction
+        space.add(body, shape)
+        handles.append(body)
+    out = np.zeros((n_frames, len(bodies), 2))
+    dt = 1.0 / (fps * substeps)
+    for t in range(n_frames):
+        for _ in range(substeps):
+            space.step(dt)
+        for k, body in enumerate(handles):
+            out[t, k] = (body.position.x, body.position.y)
+    return out
+
+
+@dataclass
+class PromptPhysics:
+    """What a prompt pins down; ``None`` means "not said", left to the priors.
+
+    Attributes:
+        gravity: px/s².
+        restitution: 0..1.
+        damping: Velocity fraction kept per second.
+        velocity: Colour -> (vx, vy) px/s.
+        still: Colours said to stay still.
+        released: Colours said to fall/drop.
+        bounces: The prompt says something bounces (without a number).
+    """
+
+    gravity: float | None = None
+    restitution: float | None = None
+    damping: float | None = None
+    velocity: dict[str, tuple[float, float]] = field(default_factory=dict)
+    still: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)
+    bounces: bool = False
+
+
+_NUM = r"(?:about |roughly |around )?(\d+(?:\.\d+)?)"
+_VEL = re.compile(rf"\b(right|left|up|down)(?:wards?)? at {_NUM} ?px/s(?!²|\^2| every)", re.I)
+_GRAVITY = [
+    re.compile(rf"faster by {_NUM} ?px/s every second", re.I),
+    re.compile(rf"{_NUM} ?px/s(?:²|\^2)", re.I),
+]
+_RESTITUTION = re.compile(rf"{_NUM} ?% of its (?:impact|falling|vertical) speed", re.I)
+_DAMPING = re.compile(rf"slows? down by {_NUM} ?% (?:every|each|per) second", re.I)
+
+
+def read_prompt(text: str) -> PromptPhysics:
+    """Parse the physical parameters a prompt states.
+
+    >>> p = read_prompt("The red ball moves right at 40 px/s and up at 10 px/s. It falls faster by about "
+    ...                 "300 px/s every second and bounces back up with about 70% of its impact speed.")
+    >>> p.velocity["red"], p.gravity, p.restitution
+    ((40.0, -10.0), 300.0, 0.7)
+    """
+    found = PromptPhysics()
+    for sentence in re.split(r"(?<=[.;!?])\s+|\n+", text):
+        low = sentence.lower()
+        colours = [c for c in _COLOURS if re.search(rf"\b{c}\b", low)]
+        moves = _VEL.findall(sentence)
+        if moves and colours:
+            vx = vy = 0.0
+            for direction, value in moves:
+                dx, dy = _DIRS[direction.lower()]
+                vx += dx * float(value)
+                vy += dy * float(value)
+            found.velocity[colours[0]] = (vx, vy)
+        if colours and re.search(r"\bstays? (?:still|where it is|at rest|in place)\b", low):
+            found.still.update(colours)
+        if colours and re.search(r"\b(?:falls?|drops?|is released|let go)\b", low):
+            found.released.update(colours)
+        for pattern in _GRAVITY:
+            match = pattern.search(sentence)
+            if match and found.gravity is None:
+                found.gravity = float(match[1])
+        match = _RESTITUTION.search(sentence)
+        if match:
+            found.restitution = float(match[1]) / 100.0
+        elif re.search(r"\b(?:does not|doesn't|never) bounce|\bwithout bouncing\b", low):
+            found.restitution = 0.05
+        elif re.search(r"\bbounces? high\b", low):
+            found.restitution = 0.85
+        elif re.search(r"\bbounc", low):
+            found.bounces = True
+        match = _DAMPING.search(sentence)
+        if match:
+            found.damping = max(0.0, 1.0 - float(match[1]) / 100.0)
+        elif re.search(r"\bsteady speed\b|\bwithout slowing\b", low):
+            found.damping = 1.0
+    return found
+
+
+def _background(prefix: np.ndarray) -> np.ndarray:
+    """The scene without its coloured objects: temporal median (moving objects vanish), then inpainting."""
+    base: np.ndarray = np.median(prefix, axis=0).astype(np.uint8) if len(prefix) >= 5 else prefix[-1].copy()
+    mask = cv2.dilate(motion.object_mask(base).astype(np.uint8), np.ones((5, 5), np.uint8))
+    if mask.any():
+        base = cv2.inpaint(base, mask, 3, cv2.INPAINT_TELEA)
+    return base
+
+
+@dataclass(frozen=True)
+class _Sprite:
+    pixels: np.ndarray  # (h, w, 3) float
+    alpha: np.ndarray  # (h, w) float 0..1
+    dx: float  # sprite origin relative to the object's centroid
+    dy: float
+
+
+def _sprites(frame: np.ndarray, blobs: list[motion.Blob], labels: np.ndarray) -> list[_Sprite]:
+    sprites = []
+    height, width = labels.shape
+    for blob in blobs:
+        x0, y0, w, h = blob.bbox
+        pad = 2  # anti-aliased rims are below the saturation threshold; take them along
+        xa, ya = max(0, x0 - pad), max(0, y0 - pad)
+        xb, yb = min(width, x0 + w + pad), min(height, y0 + h + pad)
+        mask = (labels[ya:yb, xa:xb] == blob.label).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        alpha = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
+        sprites.append(
+            _Sprite(
+                pixels=frame[ya:yb, xa:xb].astype(np.float32),
+                alpha=np.clip(alpha * 1.5, 0, 1),
+                dx=xa - blob.x,
+                dy=ya - blob.y,
+            )
+        )
+    return sprites
+
+
+def _composite(background: np.ndarray, sprites: list[_Sprite], positions: np.ndarray) -> np.ndarray:
+    canvas = background.astype(np.float32)
+    height, width = canvas.shape[:2]
+    for sprite, (x, y) in zip(sprites, positions, strict=True):
+        ox, oy = round(x + sprite.dx), round(y + sprite.dy)
+        h, w = sprite.alpha.shape
+        xa, ya, xb, yb = max(0, ox), max(0, oy), min(width, ox + w), min(height, oy + h)
+        if xa >= xb or ya >= yb:
+            continue  # left the frame
+        alpha = sprite.alpha[ya - oy : yb - oy, xa - ox : xb - ox, None]
+        pixels = sprite.pixels[ya - oy : yb - oy, xa - ox : xb - ox]
+        canvas[ya:yb, xa:xb] = alpha * pixels + (1 - alpha) * canvas[ya:yb, xa:xb]
+    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+
+
+class PhysicsPriorGenerator:
+    """Prompt-driven 2D physics extrapolation (offline stand-in, not a neural model).
+
+    Args:
+        substeps: Physics steps per output frame.
+        velocity_jitter: Relative spread of the seed's perturbation of a velocity not stated in the prompt.
+        gravity_range: Prior on gravity as multiples of the frame height per s² (uniform).
+        restitution_range: Prior on restitution when the prompt does not say (uniform).
+        damping_range: Prior on the velocity fraction kept per second (uniform).
+    """
+
+    name = "physics-prior"
+
+    def __init__(
+        self,
+        substeps: int = 16,
+        velocity_jitter: float = 0.25,
+        gravity_range: tuple[float, float] = (0.8, 5.0),
+        restitution_range: tuple[float, float] = (0.1, 0.9),
+        damping_range: tuple[float, float] = (0.6, 1.0),
+        **unused: object,
+    ) -> None:
+        if unused:
+            logger.info("physics-prior ignores options %s (it has no model, dtype or device)", sorted(unused))
+        self.substeps = int(substeps)
+        self.velocity_jitter = float(velocity_jitter)
+        self.gravity_range = (float(gravity_range[0]), float(gravity_range[1]))
+        self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
+        self.damping_range = (float(damping_range[0]), float(damping_range[1]))
+
+    def plan(self, request: GenerationRequest) -> tuple[list[SimBody], WorldParams, float]:
+        """The start state, parameters and floor row this request and seed lead to (for tests and logs)."""
+        rng = np.random.default_rng(request.seed)
+        switch = request.switch_frame
+        blobs, _ = motion.detect_objects(switch)
+        said = read_prompt(request.prompt)
+        background = _background(request.prefix)
+        floor_y = motion.detect_floor(background)
+        measured: dict[int, tuple[float, float]] = {}
+        if request.mode == "v2v" and len(request.prefix) >= 3:
+            tracks = motion.track_objects(request.prefix[-3:], reference=None)
+            # Associate prefix tracks with switch-frame blobs by colour and distance at the last frame.
+            for k, blob in enumerate(blobs):
+                for track in tracks:
+                    last = track.xy[-1]
+                    if track.colour == blob.colour and math.hypot(last[0] - blob.x, last[1] - blob.y) < 3:
+                        measured[k] = motion._fit_velocity(track.xy, request.fps, at_end=True, n=2)
+        height = switch.shape[0]
+        g = said.gravity
+        if g is None:
+            g = float(rng.uniform(*self.gravity_range)) * height
+        e = said.restitution
+        if e is None:
+            low, high = self.restitution_range
+            e = float(rng.uniform(max(low, 0.4) if said.bounces else low, high))
+        d = said.damping if said.damping is not None else float(rng.uniform(*self.damping_range))
+        bodies = []
+        for k, blob in enumerate(blobs):
+            if blob.colour in said.velocity:
+                vx, vy = said.velocity[blob.colour]
+                scale = 1.0 + rng.normal(0.0, 0.03)
+                vx, vy = vx * scale, vy * scale
+            else:
+                vx, vy = measured.get(k, (0.0, 0.0))
+                vx = vx * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
+                vy = vy * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
+            resting = math.hypot(vx, vy) < 5
+            on_floor = blob.y + blob.radius >= floor_y - 3
+            pinned = blob.colour in said.still or (
+                resting and not on_floor and blob.colour not in said.released
+            )
+            y = min(blob.y, floor_y - blob.radius)  # never start inside the floor
+            bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned))
+        params = WorldParams(gravity=g, restitution=e, damping=d)
+        return bodies, params, floor_y
+
+    def generate(self, request: GenerationRequest) -> GeneratedVideo:
+        """Extrapolate ``request.num_frames`` frames after the switch frame."""
+        if request.prefix.ndim != 4 or request.prefix.shape[-1] != 3 or len(request.prefix) == 0:
+            raise GenerationError(f"physics-prior: prefix must be (P, H, W, 3), got {request.prefix.shape}")
+        bodies, params, floor_y = self.plan(request)
+        switch = request.switch_frame
+        background = _background(request.prefix)
+        blobs, labels = motion.detect_objects(switch)
+        sprites = _sprites(switch, blobs, labels)
+        if bodies:
+            positions = simulate(
+                bodies,
+                params,
+                floor_y=floor_y,
+                width=float(switch.shape[1]),
+                n_frames=request.num_frames,
+                fps=request.fps,
+                substeps=self.substeps,
+            )
+            frames = np.stack([_composite(background, sprites, p) for p in positions])
+        else:  # nothing to move: the scene stays as it is
+            frames = np.repeat(switch[None], request.num_frames, axis=0)
+        metadata = {
+            "generator": self.name,
+            "neural": False,
+            "gravity": round(params.gravity, 2),
+            "restitution": round(params.restitution, 3),
+            "damping": round(params.damping, 3),
+            "floor_y": floor_y,
+            "objects": [replace(b, x=round(b.x, 1), y=round(b.y, 1)).__dict__ for b in bodies],
+        }
+        return check_output(
+            request, GeneratedVideo(frames=frames, fps=request.fps, metadata=metadata), self.name
+        )
