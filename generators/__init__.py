@@ -18,6 +18,32 @@ GENERATORS.register(
 GENERATORS.register("static", "generators.baselines:StaticGenerator", "baseline: the switch frame repeated")
 GENERATORS.register("take2", "generators.baselines:Take2Generator", "calibration: copy of the real take 2")
 
+# Neural backends (the [models] extra): diffusers pipelines, one module per family.
+GENERATORS.register("wan2.1-i2v", "generators.diffusers_wan:Wan21I2VGenerator", "Wan 2.1 I2V (diffusers)")
+GENERATORS.register(
+    "wan2.2-i2v-a14b", "generators.diffusers_wan:Wan22I2VA14BGenerator", "Wan 2.2 I2V A14B (diffusers)"
+)
+GENERATORS.register(
+    "wan2.2-ti2v-5b", "generators.diffusers_wan:Wan22TI2V5BGenerator", "Wan 2.2 TI2V 5B (diffusers)"
+)
+GENERATORS.register(
+    "wan-vace", "generators.diffusers_wan:WanVACEGenerator", "Wan VACE prefix continuation, v2v"
+)
+GENERATORS.register(
+    "ltx-condition", "generators.diffusers_ltx:LTXConditionGenerator", "LTX-Video prefix continuation, v2v"
+)
+GENERATORS.register(
+    "cogvideox-i2v",
+    "generators.diffusers_cogvideox:CogVideoXI2VGenerator",
+    "CogVideoX 1.0/1.5 I2V (diffusers)",
+)
+GENERATORS.register("svd", "generators.diffusers_svd:SVDGenerator", "Stable Video Diffusion I2V, no text")
+GENERATORS.register(
+    "diffusers-i2v",
+    "generators.diffusers_generic:GenericI2VGenerator",
+    "any diffusers I2V pipeline (fallback)",
+)
+
 __all__ = [
     "GENERATORS",
     "GeneratedVideo",

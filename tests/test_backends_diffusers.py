@@ -1,0 +1,607 @@
+"""Diffusers adapters, end to end on tiny random-weight pipelines built offline.
+
+Every family is built from the real diffusers/transformers classes at tiny configs (as diffusers' own fast
+tests do), tokenizers are built in memory from a vocab list (no hub), saved with ``save_pretrained`` and
+loaded back through exactly the adapter's ``from_pretrained(folder)`` path. Random weights produce noise,
+so these tests check the contract (frame count, size, fps, range, determinism), the family rules, the
+conditioning actually reaching the model and error mapping -- not visual quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("ftfy")  # Wan's prompt cleaning
+
+from generators import GENERATORS  # noqa: E402
+from generators.base import GenerationError, GenerationRequest, Generator  # noqa: E402
+
+pytestmark = pytest.mark.models
+
+# A 2-core machine under load runs tiny models ~10x slower with 2 threads than with 1.
+torch.set_num_threads(1)
+
+_WORDS = ["the", "a", "ball", "falls", "rolls", "down", "table", "block", "water", "pours", "red", "blue"]
+
+
+def tiny_t5(dim: int = 32) -> tuple[Any, Any]:
+    """A T5 tokenizer built from an in-memory unigram vocab, and a matching tiny random T5 encoder."""
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(ch, -2.0 - i * 0.01) for i, ch in enumerate("abcdefghijklmnopqrstuvwxyz.,▁")]
+    vocab += [("▁" + word, -1.0) for word in _WORDS]
+    tokenizer = transformers.T5Tokenizer(vocab=vocab, extra_ids=0)
+    torch.manual_seed(0)
+    config = transformers.T5Config(
+        vocab_size=len(tokenizer),
+        d_model=dim,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+    )
+    return tokenizer, transformers.T5EncoderModel(config).eval()
+
+
+def _wan_vae(**overrides: Any) -> Any:
+    torch.manual_seed(0)
+    kwargs: dict[str, Any] = dict(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    kwargs.update(overrides)
+    return diffusers.AutoencoderKLWan(**kwargs)
+
+
+def _wan_transformer(cls: Any = None, **overrides: Any) -> Any:
+    torch.manual_seed(0)
+    kwargs: dict[str, Any] = dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    kwargs.update(overrides)
+    return (cls or diffusers.WanTransformer3DModel)(**kwargs)
+
+
+def build_wan21(folder: Path) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    torch.manual_seed(0)
+    image_encoder = transformers.CLIPVisionModelWithProjection(
+        transformers.CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
+    pipe = diffusers.WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_wan_vae(),
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+        image_processor=transformers.CLIPImageProcessorPil(crop_size=32, size=32),
+        image_encoder=image_encoder,
+        transformer=_wan_transformer(image_dim=4),
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_wan22_a14b(folder: Path) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    pipe = diffusers.WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_wan_vae(),
+        scheduler=diffusers.UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+        ),
+        transformer=_wan_transformer(),
+        transformer_2=_wan_transformer(),
+        boundary_ratio=0.875,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_wan22_5b(folder: Path) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    vae = _wan_vae(
+        z_dim=48,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+    )
+    pipe = diffusers.WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=diffusers.UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+        ),
+        transformer=_wan_transformer(in_channels=48, out_channels=48),
+        expand_timesteps=True,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_wan_vace(folder: Path) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    transformer = _wan_transformer(
+        diffusers.WanVACETransformer3DModel,
+        in_channels=16,
+        num_layers=3,
+        vace_layers=[0, 2],
+        vace_in_channels=96,
+    )
+    pipe = diffusers.WanVACEPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_wan_vae(),
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+        transformer=transformer,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_ltx(folder: Path) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    torch.manual_seed(0)
+    transformer = diffusers.LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    pipe = diffusers.LTXConditionPipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_cogvideox(folder: Path, v15: bool = False) -> Path:
+    tokenizer, text_encoder = tiny_t5()
+    torch.manual_seed(0)
+    layout: dict[str, Any] = (
+        # 1.5: the rotary grid is cropped to sample_height x sample_width latents, so leave room.
+        dict(patch_size_t=2, use_learned_positional_embeddings=False, ofs_embed_dim=2, sample_frames=17)
+        | dict(sample_width=8, sample_height=8)
+        if v15
+        else dict(use_learned_positional_embeddings=True, sample_frames=9, sample_width=2, sample_height=2)
+    )
+    transformer = diffusers.CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        use_rotary_positional_embeddings=True,
+        **layout,
+    )
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
+    pipe = diffusers.CogVideoXImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=diffusers.CogVideoXDDIMScheduler(),
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_svd(folder: Path) -> Path:
+    torch.manual_seed(0)
+    unet = diffusers.UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32,
+        num_attention_heads=8,
+        projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32,
+    )
+    scheduler = diffusers.EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
+    )
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLTemporalDecoder(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        latent_channels=4,
+    )
+    torch.manual_seed(0)
+    image_encoder = transformers.CLIPVisionModelWithProjection(
+        transformers.CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            # SVD always resizes the image to 224x224 for CLIP before the feature extractor.
+            image_size=224,
+            intermediate_size=37,
+            patch_size=14,
+        )
+    )
+    pipe = diffusers.StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=transformers.CLIPImageProcessorPil(crop_size=32, size=32),
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+_BUILDERS = {
+    "wan2.1-i2v": build_wan21,
+    "wan2.2-i2v-a14b": build_wan22_a14b,
+    "wan2.2-ti2v-5b": build_wan22_5b,
+    "wan-vace": build_wan_vace,
+    "ltx-condition": build_ltx,
+    "cogvideox-i2v": build_cogvideox,
+    "cogvideox1.5-i2v": lambda folder: build_cogvideox(folder, v15=True),
+    "svd": build_svd,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folders of tiny pipelines, built lazily once per session."""
+    root = tmp_path_factory.mktemp("tiny-diffusers")
+    built: dict[str, Path] = {}
+
+    class _Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, key: str) -> Path:
+            built[key] = _BUILDERS[key](root / key)
+            self[key] = built[key]
+            return built[key]
+
+    return _Lazy()
+
+
+_LOADED: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+
+
+def load(tiny_models: dict[str, Path], name: str, folder: str | None = None, **options: Any) -> Any:
+    """The registered adapter ``name`` on the tiny folder (default: the one named like it), loaded once."""
+    folder = folder or name
+    key = (name, folder, tuple(sorted(options.items())))
+    if key not in _LOADED:
+        cls = GENERATORS.resolve(name)
+        _LOADED[key] = cls(model=str(tiny_models[folder]), **{"num_inference_steps": "2", **options})
+    return _LOADED[key]
+
+
+def make_request(
+    seed: int = 0,
+    num_frames: int = 4,
+    fps: float = 8.0,
+    size: tuple[int, int] = (24, 40),
+    prefix_len: int = 1,
+) -> GenerationRequest:
+    rng = np.random.default_rng(123)
+    prefix = rng.integers(0, 256, size=(prefix_len, *size, 3), dtype=np.uint8)
+    return GenerationRequest(
+        prefix=prefix,
+        fps=fps,
+        prompt="the red ball falls down",
+        seed=seed,
+        num_frames=num_frames,
+        mode="i2v" if prefix_len == 1 else "v2v",
+    )
+
+
+# Tiny generation sizes: 32x32 for the 16-multiple families, 64x64 for the 32-multiple ones.
+_FAMILY_CASES = [
+    pytest.param("wan2.1-i2v", {"height": "32", "width": "32"}, 16.0, 9, id="wan2.1-i2v"),
+    pytest.param("wan2.2-i2v-a14b", {"height": "16", "width": "16"}, 16.0, 9, id="wan2.2-a14b"),
+    pytest.param("wan2.2-ti2v-5b", {"height": "32", "width": "32"}, 24.0, 13, id="wan2.2-ti2v-5b"),
+    pytest.param(
+        "wan-vace", {"height": "16", "width": "16", "max_prefix_frames": "5"}, 16.0, 13, id="wan-vace"
+    ),
+    pytest.param(
+        "ltx-condition", {"height": "32", "width": "32", "max_prefix_frames": "9"}, 24.0, 21, id="ltx"
+    ),
+    # CogVideoX 1.0 layout: fixed size and clip length (sample_frames=9) whatever the request.
+    pytest.param("cogvideox-i2v", {"max_sequence_length": "16"}, 8.0, 9, id="cogvideox-1.0"),
+    pytest.param(
+        "cogvideox-i2v",
+        {"height": "16", "width": "32", "max_sequence_length": "16", "folder": "cogvideox1.5-i2v"},
+        16.0,
+        9,
+        id="cogvideox-1.5",
+    ),
+    pytest.param("svd", {"height": "32", "width": "32"}, 7.0, 5, id="svd"),
+    pytest.param(
+        "diffusers-i2v",
+        {
+            "height": "16",
+            "width": "16",
+            "frame_multiple": "8",
+            "max_sequence_length": "16",
+            "folder": "cogvideox1.5-i2v",
+        },
+        16.0,
+        9,
+        id="generic-on-cogvideox-1.5",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "native_fps", "pipeline_frames"), _FAMILY_CASES)
+def test_output_contract_and_determinism(
+    tiny_models: dict[str, Path], name: str, options: dict[str, str], native_fps: float, pipeline_frames: int
+) -> None:
+    generator = load(tiny_models, name, **options)
+    assert isinstance(generator, Generator)
+    assert generator.native_fps == native_fps
+    prefix_len = 12 if name in ("wan-vace", "ltx-condition") else 1
+    request = make_request(seed=3, prefix_len=prefix_len)
+    video = generator.generate(request)
+    assert video.frames.shape == (4, 24, 40, 3)
+    assert video.frames.dtype == np.uint8
+    assert video.fps == request.fps
+    assert video.metadata["pipeline_num_frames"] == pipeline_frames
+    assert video.metadata["native_fps"] == native_fps
+    assert video.frames.std() > 0  # random weights still give a non-constant clip
+    again = generator.generate(request)
+    np.testing.assert_array_equal(video.frames, again.frames)
+    other_seed = generator.generate(make_request(seed=4, prefix_len=prefix_len))
+    assert not np.array_equal(video.frames, other_seed.frames)
+
+
+def test_same_fps_as_native_skips_resampling(tiny_models: dict[str, Path]) -> None:
+    generator = load(tiny_models, "wan2.1-i2v", height="32", width="32")
+    video = generator.generate(make_request(num_frames=8, fps=16.0))
+    assert video.frames.shape == (8, 24, 40, 3)
+    assert video.metadata["pipeline_num_frames"] == 9
+
+
+def test_switch_frame_conditions_i2v_output(tiny_models: dict[str, Path]) -> None:
+    generator = load(tiny_models, "wan2.1-i2v", height="32", width="32")
+    request = make_request(seed=1)
+    other = GenerationRequest(**{**request.__dict__, "prefix": 255 - request.prefix})
+    assert not np.array_equal(generator.generate(request).frames, generator.generate(other).frames)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        pytest.param(
+            "wan2.1-i2v", {"height": "40", "width": "32"}, "multiples of 16", id="size-not-multiple"
+        ),
+        pytest.param("wan2.1-i2v", {"height": "32"}, "both height and width", id="height-without-width"),
+        pytest.param(
+            "wan2.1-i2v", {"num_inference_step": "2"}, "unknown option 'num_inference_step'", id="typo"
+        ),
+        pytest.param("wan2.1-i2v", {"guidance_scale": "lots"}, "guidance_scale='lots'", id="bad-float"),
+        pytest.param(
+            "cogvideox-i2v", {"height": "32", "width": "32"}, "only generates at 16x16", id="cog10-size"
+        ),
+    ],
+)
+def test_option_and_rule_errors_name_the_value(
+    tiny_models: dict[str, Path], name: str, options: dict[str, str], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        GENERATORS.resolve(name)(model=str(tiny_models[name]), **options)
+
+
+def test_wrong_checkpoint_layout_is_rejected(tiny_models: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match=r"not a Wan 2.1 I2V checkpoint"):
+        GENERATORS.resolve("wan2.1-i2v")(model=str(tiny_models["wan2.2-i2v-a14b"]))
+    with pytest.raises(ValueError, match=r"not a Wan 2.2 TI2V-5B checkpoint"):
+        GENERATORS.resolve("wan2.2-ti2v-5b")(model=str(tiny_models["wan2.1-i2v"]))
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GenerationError, match="could not load WanImageToVideoPipeline"):
+        GENERATORS.resolve("wan2.1-i2v")(model=str(tmp_path / "nope"), local_files_only="true")
+
+
+def test_cogvideox_10_rejects_requests_longer_than_its_fixed_clip(tiny_models: dict[str, Path]) -> None:
+    generator = load(tiny_models, "cogvideox-i2v", max_sequence_length="16")
+    with pytest.raises(ValueError, match=r"more than the 9 this CogVideoX 1.0 checkpoint generates"):
+        generator.generate(make_request(num_frames=40))  # 5 s at 8 fps = 41 native frames
+
+
+@pytest.mark.parametrize(
+    ("error", "match"),
+    [
+        pytest.param(RuntimeError("CUDA out of memory. Tried to allocate 20 GiB"), "out of memory", id="oom"),
+        pytest.param(
+            IndexError("index 3 is out of bounds"), "pipeline failed: IndexError", id="pipeline-bug"
+        ),
+    ],
+)
+def test_pipeline_failures_become_generation_errors(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, error: Exception, match: str
+) -> None:
+    generator = load(tiny_models, "wan2.2-i2v-a14b", height="16", width="16")
+
+    def failing_pipeline(**kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(generator, "pipeline", failing_pipeline)
+    with pytest.raises(GenerationError, match=match):
+        generator.generate(make_request())
+
+
+def test_pipeline_returning_a_silently_rounded_clip_is_caught(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = load(tiny_models, "wan2.2-i2v-a14b", height="16", width="16")
+    real = generator.pipeline
+
+    def rounding_pipeline(**kwargs: Any) -> Any:
+        kwargs["num_frames"] -= 4  # what a pipeline that floors num_frames would hand back
+        return real(**kwargs)
+
+    monkeypatch.setattr(generator, "pipeline", rounding_pipeline)
+    with pytest.raises(GenerationError, match="planned 9"):
+        generator.generate(make_request())
+
+
+def test_ltx_keeps_the_prefix_latents_and_continues_from_them(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generators.diffusers_common import seeded_generator
+
+    generator = load(
+        tiny_models,
+        "ltx-condition",
+        height="32",
+        width="32",
+        max_prefix_frames="9",
+        image_cond_noise_scale="0",
+    )
+    request = make_request(seed=0, prefix_len=12)
+    keep = generator._conditioning_frames(request)
+    assert keep == 9  # 12 frames at 8 fps -> 36 at 24 fps -> last 9 (8k+1 within max_prefix_frames)
+    seen: dict[str, Any] = {}
+    real = generator.pipeline
+
+    def spy(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(generator, "pipeline", spy)
+    first = generator.generate(request)
+    (condition,) = seen["conditions"]
+    assert (condition.frame_index, condition.strength, len(condition.video)) == (0, 1.0, keep)
+
+    # The prefix latents are written in with strength 1 and never denoised: with the same seed, another
+    # prompt leaves the prefix's latent frames untouched and changes the continuation's.
+    def latents(prompt: str) -> Any:
+        kwargs = {**seen, "prompt": prompt, "output_type": "latent", "generator": seeded_generator(0)}
+        return real(**kwargs).frames
+
+    a, b = latents(request.prompt), latents("blue water pours")
+    latent_keep = (keep - 1) // generator.frame_rule.multiple + 1
+    assert a.ndim == 5  # (batch, channels, latent frames, h, w)
+    torch.testing.assert_close(a[:, :, :latent_keep], b[:, :, :latent_keep])
+    assert (a[:, :, latent_keep:] - b[:, :, latent_keep:]).abs().mean() > 1e-4
+    # And the continuation depends on the prefix content.
+    flipped = GenerationRequest(**{**request.__dict__, "prefix": 255 - request.prefix})
+    assert not np.array_equal(generator.generate(flipped).frames, first.frames)
+
+
+def test_wan_vace_gives_the_prefix_as_kept_frames(
+    tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Random tiny VACE weights barely react to the control video (measured: ~5e-6 output change for a flipped
+    # prefix), so check what reaches the pipeline: the native-fps prefix, kept by the mask, then grey to fill.
+    generator = load(tiny_models, "wan-vace", height="16", width="16", max_prefix_frames="5")
+    request = make_request(seed=0, prefix_len=12)
+    seen: dict[str, Any] = {}
+    real = generator.pipeline
+
+    def spy(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(generator, "pipeline", spy)
+    video = generator.generate(request)
+    assert video.frames.shape == (4, 24, 40, 3)
+    frames = np.stack([np.asarray(image) for image in seen["video"]])
+    masks = np.stack([np.asarray(image) for image in seen["mask"]])
+    assert len(frames) == len(masks) == seen["num_frames"] == 13
+    from generators.video_rules import resize_frames
+    from physics_iq.video import resample_fps
+
+    expected_prefix = resize_frames(resample_fps(request.prefix, 8.0, 16.0)[-5:], 16, 16)
+    np.testing.assert_array_equal(frames[:5], expected_prefix)
+    assert (frames[5:] == 127).all()
+    assert (masks[:5] == 0).all() and (masks[5:] == 255).all()
