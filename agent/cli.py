@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import typer
+from rich.console import Console
 from rich.logging import RichHandler
 
 from agent.commands import COMMAND_MODULES
@@ -29,7 +30,10 @@ def _configure(
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, console=Console(stderr=True))],
+        force=True,
     )
 
 

@@ -259,5 +259,5 @@ def validate_generated_folder(
             f"real size for the metrics, as in the official evaluator: {_listing(resized)}"
         )
     for message in warnings:
-        logger.warning("%s", message)
+        logger.info("%s", message)  # returned to the caller too; the CLI shows them
     return GeneratedFolder(folder=folder, fps=fps_int, files=files, infos=infos, warnings=tuple(warnings))

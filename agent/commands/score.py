@@ -142,7 +142,7 @@ def score(
         evaluator = Evaluator(layout, folder.fps, mode=mode, cache_dir=False if no_cache else cache_dir)  # type: ignore[arg-type]
         pairs = evaluator.pairs()
         for message in folder.warnings:
-            err.print(f"[yellow]warning:[/] {message}")
+            err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -164,7 +164,7 @@ def score(
         out_dir = out if out is not None else _default_out_dir(generated_dir)
         csv_path, json_path = results.write(out_dir)
     except PhysicsIQError as exc:
-        err.print("[red]error:[/] " + _escape(str(exc)))
+        err.print("[red]error:[/] " + _escape(str(exc)), soft_wrap=True)
         raise typer.Exit(2) from exc
     if json_output:
         typer.echo(json.dumps(results.to_json(), indent=2))
