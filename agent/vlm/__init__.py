@@ -7,5 +7,8 @@ VLMS: LazyRegistry[type] = LazyRegistry("vlm")
 VLMS.register(
     "scripted", "agent.vlm.scripted:ScriptedVLM", "fake VLM replying from a list (tests; not a model)"
 )
+VLMS.register(
+    "openai", "agent.vlm.openai_vlm:OpenAIVLM", "OpenAI-compatible API (OpenAI, vLLM, Ollama, LM Studio)"
+)
 
 __all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply"]

@@ -1,0 +1,291 @@
+"""OpenAI-compatible chat backend: OpenAI itself, or vLLM, Ollama, LM Studio, ... through ``base_url``.
+
+Frames are sampled (at most ``max_frames`` per message, evenly spread, largest side ``max_side``) and sent as
+base64 data-URL images. When the agent passes a JSON schema, structured output is requested with
+``response_format={"type": "json_schema", ...}``; servers that reject it are asked again without it, and
+servers that silently ignore it are fine too, because this backend always returns the raw text and the agent
+validates it with pydantic. Retries with exponential backoff on 429 / 5xx / timeouts are the ``openai``
+client's own (``max_retries``, ``timeout``). The API key is read from the environment variable named by
+``api_key_env`` only; it is never logged, stored or put in a reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from agent.vlm.base import Message, VLMError, VLMReply
+
+logger = logging.getLogger(__name__)
+
+#: USD per million (prompt, completion) tokens, from https://openai.com/api/pricing (checked 2025); the
+#: longest matching model-name prefix wins. Override per run with ``prompt_price``/``completion_price``.
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5": (1.25, 10.00),
+    "o4-mini": (1.10, 4.40),
+}
+
+# Local servers want some key string but never check it.
+_LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+class OpenAIVLMOptions(BaseModel):
+    """Options (``--vlm-opt KEY=VALUE`` strings are coerced).
+
+    Attributes:
+        model: Model name as the server knows it.
+        base_url: Server URL (e.g. ``http://localhost:8000/v1`` for vLLM); OpenAI's when unset.
+        api_key_env: Environment variable holding the key; local servers need none.
+        max_retries: Retries on 429 / 5xx / connection errors / timeouts (exponential backoff by the client).
+        timeout: Seconds per request attempt.
+        max_frames: Most images sent per message (evenly sampled).
+        max_side: Largest image side in pixels after downscaling.
+        image_detail: OpenAI ``detail`` hint (``low`` is 85 tokens per image).
+        image_format: Encoding of the frames.
+        temperature: Sampling temperature (unset: server default).
+        max_tokens: Completion budget (unset: server default).
+        structured_output: Ask for ``json_schema`` output when a schema is given, or never (``none``).
+        prompt_price: USD per million prompt tokens (overrides the table).
+        completion_price: USD per million completion tokens (overrides the table).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field("gpt-4o-mini", min_length=1)
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_retries: int = Field(3, ge=0)
+    timeout: float = Field(120.0, gt=0)
+    max_frames: int = Field(8, ge=1)
+    max_side: int = Field(512, ge=16)
+    image_detail: Literal["auto", "low", "high"] = "auto"
+    image_format: Literal["jpeg", "png"] = "jpeg"
+    temperature: float | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
+    structured_output: Literal["json_schema", "none"] = "json_schema"
+    prompt_price: float | None = Field(None, ge=0)
+    completion_price: float | None = Field(None, ge=0)
+
+
+def sample_indices(count: int, limit: int) -> list[int]:
+    """Evenly spread indices of at most ``limit`` of ``count`` items, first and last included.
+
+    >>> sample_indices(10, 4), sample_indices(3, 8)
+    ([0, 3, 6, 9], [0, 1, 2])
+    """
+    if count <= limit:
+        return list(range(count))
+    return sorted({round(float(x)) for x in np.linspace(0, count - 1, limit)})
+
+
+def encode_frame(frame: np.ndarray, max_side: int, image_format: str = "jpeg") -> str:
+    """``(H, W, 3)`` uint8 RGB -> ``data:image/...;base64,...`` URL, downscaled so the larger side <= ``max_side``."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"images must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    height, width = frame.shape[:2]
+    scale = max_side / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    extension = ".jpg" if image_format == "jpeg" else ".png"
+    ok, buffer = cv2.imencode(extension, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode a {frame.shape} frame as {image_format}")
+    return f"data:image/{image_format};base64,{base64.b64encode(buffer.tobytes()).decode('ascii')}"
+
+
+def price_of(
+    model: str, table: Mapping[str, tuple[float, float]] = PRICES_PER_MTOK
+) -> tuple[float, float] | None:
+    """(prompt, completion) USD per million tokens for ``model`` by longest prefix, ``None`` when unknown.
+
+    >>> price_of("gpt-4o-mini-2024-07-18"), price_of("gpt-4o-2024-08-06"), price_of("llava")
+    ((0.15, 0.6), (2.5, 10.0), None)
+    """
+    matches = [prefix for prefix in table if model.startswith(prefix)]
+    return table[max(matches, key=len)] if matches else None
+
+
+class OpenAIVLM:
+    """A :class:`~agent.vlm.base.VLM` speaking the OpenAI chat-completions API.
+
+    Args:
+        model: Model name.
+        base_url: Server URL; OpenAI's when unset.
+        **options: Any field of :class:`OpenAIVLMOptions` (strings are coerced).
+
+    Raises:
+        ValueError: An unknown or invalid option.
+        VLMError: No API key in the environment for OpenAI's own endpoint.
+    """
+
+    name = "openai"
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, **options: Any) -> None:
+        given = {
+            key: value
+            for key, value in {"model": model, "base_url": base_url, **options}.items()
+            if value is not None
+        }
+        try:
+            self.options = OpenAIVLMOptions(**given)
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise ValueError(
+                f"vlm openai: {problems} (known options: {', '.join(OpenAIVLMOptions.model_fields)})"
+            ) from None
+        opts = self.options
+        key = os.environ.get(opts.api_key_env, "")
+        if not key:
+            if opts.base_url is None:
+                raise VLMError(
+                    f"vlm openai: no API key; set the environment variable {opts.api_key_env} "
+                    "(or give base_url for a local server that needs none)"
+                )
+            key = _LOCAL_PLACEHOLDER_KEY
+        self._client = openai.OpenAI(
+            api_key=key, base_url=opts.base_url, max_retries=opts.max_retries, timeout=opts.timeout
+        )
+        self._schema_supported = opts.structured_output == "json_schema"
+        if opts.prompt_price is not None or opts.completion_price is not None:
+            self._prices: tuple[float, float] | None = (
+                opts.prompt_price or 0.0,
+                opts.completion_price or 0.0,
+            )
+        elif opts.base_url is None or "api.openai.com" in opts.base_url:
+            self._prices = price_of(opts.model)
+        else:
+            self._prices = None  # a local server's model name says nothing about a price
+
+    def __repr__(self) -> str:
+        return f"OpenAIVLM(model={self.options.model!r}, base_url={self.options.base_url!r})"
+
+    def _content(self, message: Message) -> tuple[Any, int]:
+        if not message.images:
+            return message.text, 0
+        if message.role != "user":
+            raise ValueError(f"vlm openai: only user messages may carry images, got {message.role!r}")
+        opts = self.options
+        parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}]
+        chosen = sample_indices(len(message.images), opts.max_frames)
+        for index in chosen:
+            url = encode_frame(message.images[index], opts.max_side, opts.image_format)
+            parts.append({"type": "image_url", "image_url": {"url": url, "detail": opts.image_detail}})
+        return parts, len(chosen)
+
+    def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
+        """Send the conversation; return the raw reply text with token usage and estimated cost.
+
+        Raises:
+            VLMError: Transport failure after retries, timeout, refusal, or empty content.
+        """
+        opts = self.options
+        payload: list[dict[str, Any]] = []
+        frames_sent = 0
+        for message in messages:
+            content, sent = self._content(message)
+            frames_sent += sent
+            payload.append({"role": message.role, "content": content})
+        request: dict[str, Any] = {"model": opts.model, "messages": payload}
+        if opts.temperature is not None:
+            request["temperature"] = opts.temperature
+        if opts.max_tokens is not None:
+            request["max_tokens"] = opts.max_tokens
+        structured = json_schema is not None and self._schema_supported
+        if structured:
+            request["response_format"] = {
+                "type": "json_schema",
+                # strict mode rejects common pydantic schemas (optional fields, defaults); validation is local.
+                "json_schema": {"name": "reply", "schema": dict(json_schema or {}), "strict": False},
+            }
+        started = time.perf_counter()
+        fallback = False
+        try:
+            try:
+                response = self._client.chat.completions.create(**request)
+            except openai.BadRequestError as exc:
+                if not structured:
+                    raise
+                # Some OpenAI-compatible servers reject response_format; ask once more without it and stop
+                # asking for the rest of the run (the agent validates the text either way).
+                logger.warning(
+                    "vlm openai: server rejected response_format (%s); retrying without it", exc.status_code
+                )
+                self._schema_supported = False
+                fallback = True
+                request.pop("response_format")
+                response = self._client.chat.completions.create(**request)
+        except openai.APITimeoutError as exc:
+            raise VLMError(
+                f"vlm openai: no answer from {opts.model!r} within {opts.timeout} s after {opts.max_retries} retries"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise VLMError(f"vlm openai: cannot reach {opts.base_url or 'api.openai.com'}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise VLMError(
+                f"vlm openai: {opts.model!r} answered HTTP {exc.status_code} "
+                f"(after up to {opts.max_retries} retries): {exc.message}"
+            ) from exc
+        latency = time.perf_counter() - started
+        if not response.choices:
+            raise VLMError(f"vlm openai: {opts.model!r} returned no choices")
+        choice = response.choices[0]
+        refusal = getattr(choice.message, "refusal", None)
+        if refusal:
+            raise VLMError(f"vlm openai: {opts.model!r} refused: {refusal}")
+        if choice.finish_reason == "content_filter":
+            raise VLMError(f"vlm openai: {opts.model!r} reply was blocked by the content filter")
+        text = choice.message.content or ""
+        if not text.strip():
+            raise VLMError(
+                f"vlm openai: {opts.model!r} returned empty content (finish_reason={choice.finish_reason})"
+            )
+        usage = response.usage
+        prompt_tokens = int(usage.prompt_tokens) if usage and usage.prompt_tokens else 0
+        completion_tokens = int(usage.completion_tokens) if usage and usage.completion_tokens else 0
+        cost = None
+        if self._prices is not None:
+            cost = (prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]) / 1e6
+        logger.debug(
+            "vlm openai: %s answered in %.2f s, %d+%d tokens, %d frames",
+            response.model or opts.model,
+            latency,
+            prompt_tokens,
+            completion_tokens,
+            frames_sent,
+        )
+        return VLMReply(
+            text=text,
+            model=response.model or opts.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            metadata={
+                "finish_reason": choice.finish_reason,
+                "latency_s": round(latency, 3),
+                "frames_sent": frames_sent,
+                "structured_output_requested": structured,
+                "response_format_rejected": fallback,
+                "base_url": opts.base_url,
+            },
+        )
