@@ -65,8 +65,8 @@ SCENARIOS: tuple[MiniScenario, ...] = (
     MiniScenario(
         "high-throw",
         "An orange ball is thrown high up and falls back to the floor, bouncing. Static camera.",
-        (("orange", 40, 90, 12, -150, 6),),
-        WorldParams(gravity=160, restitution=0.55, damping=0.99),
+        (("orange", 40, 90, 12, -120, 6),),
+        WorldParams(gravity=90, restitution=0.55, damping=0.99),
     ),
 )
 

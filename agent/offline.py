@@ -292,13 +292,15 @@ class OfflineReasoner:
         kept = _sentences(body)
         replaced = []
         for change in critique.suggested_changes:
+            if change in kept:
+                continue
             key = _key(change)
-            if key is not None:
-                before = len(kept)
-                kept = [s for s in kept if _key(s) != key]
-                if len(kept) != before:
-                    replaced.append(key)
-            if change not in kept:
+            same = [i for i, s in enumerate(kept) if key is not None and _key(s) == key]
+            if same:  # replace in place, so the prompt keeps its order and stays comparable across loops
+                kept[same[0]] = change
+                kept = [s for i, s in enumerate(kept) if i not in same[1:]]
+                replaced.append(key)
+            else:
                 kept.append(change)
         reasoning = (
             f"loop {loop_index}: applied {len(critique.suggested_changes)} suggested change(s), replacing "

@@ -111,6 +111,9 @@ class Refinement:
                 f"{self.layout.root}: no testing videos at {config.fps} FPS (available: {self.layout.fps_available()})"
             )
         self.prompts = PromptSet(config.prompt_set)
+        # Build the backends before touching the run directory: a typo must not leave a config behind.
+        self.generator = GENERATORS.resolve(config.generator)(**_options(config.generator_options))
+        self.reasoner = build_reasoner(config, self.prompts)
         self.run = RunDir(run_dir, config)
         self.resumed = self.run.open(
             {
@@ -123,8 +126,6 @@ class Refinement:
                 else "",
             }
         )
-        self.generator = GENERATORS.resolve(config.generator)(**_options(config.generator_options))
-        self.reasoner = build_reasoner(config, self.prompts)
         self.num_frames = frames_for_seconds(TEST_SECONDS, config.fps)
         self._scenes: dict[int, Scene] = {}
         self._by_id = {p.take1.id: p for p in self.pairs}

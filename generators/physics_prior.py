@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -263,6 +264,7 @@ class PhysicsPriorGenerator:
         gravity_range: Prior on gravity as multiples of the frame height per s² (uniform).
         restitution_range: Prior on restitution when the prompt does not say (uniform).
         damping_range: Prior on the velocity fraction kept per second (uniform).
+        delay_s: Seconds to sleep per generation, standing in for a slow model (used to test interruption).
     """
 
     name = "physics-prior"
@@ -274,11 +276,13 @@ class PhysicsPriorGenerator:
         gravity_range: tuple[float, float] = (0.8, 5.0),
         restitution_range: tuple[float, float] = (0.1, 0.9),
         damping_range: tuple[float, float] = (0.6, 1.0),
+        delay_s: float = 0.0,
         **unused: object,
     ) -> None:
         if unused:
             logger.info("physics-prior ignores options %s (it has no model, dtype or device)", sorted(unused))
         self.substeps = int(substeps)
+        self.delay_s = float(delay_s)
         self.velocity_jitter = float(velocity_jitter)
         self.gravity_range = (float(gravity_range[0]), float(gravity_range[1]))
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
@@ -335,6 +339,8 @@ class PhysicsPriorGenerator:
         if request.prefix.ndim != 4 or request.prefix.shape[-1] != 3 or len(request.prefix) == 0:
             raise GenerationError(f"physics-prior: prefix must be (P, H, W, 3), got {request.prefix.shape}")
         bodies, params, floor_y = self.plan(request)
+        if self.delay_s > 0:
+            time.sleep(self.delay_s)
         switch = request.switch_frame
         background = _background(request.prefix)
         blobs, labels = motion.detect_objects(switch)

@@ -1,0 +1,184 @@
+"""The refinement graph: shape snapshot, routers, and nodes driven by a scripted VLM and a fake generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.graph import GraphDeps, build_graph, decide_stop
+from agent.prompting import PromptSet
+from agent.reasoning import VLMReasoner, make_scene
+from agent.vlm import VLMS
+from generators.base import GeneratedVideo, GenerationRequest
+
+EXPECTED_MERMAID = """graph TD;
+	__start__(<p>__start__</p>)
+	predict(predict)
+	generate(generate)
+	__error_handler__critique(__error_handler__critique)
+	critique(critique)
+	converge(converge)
+	rewrite(rewrite)
+	ensemble(ensemble)
+	score(score)
+	__end__(<p>__end__</p>)
+	__start__ --> predict;
+	converge -.-> ensemble;
+	converge -.-> rewrite;
+	critique --> converge;
+	ensemble --> score;
+	generate --> critique;
+	predict -.-> generate;
+	rewrite -.-> ensemble;
+	rewrite -.-> generate;
+	score --> __end__;"""
+
+PREDICTION = json.dumps(
+    {
+        "objects": ["red ball"],
+        "physics": "gravity",
+        "expected_outcome": "falls",
+        "prompt": "A red ball falls.",
+    }
+)
+CRITIQUE_BAD = json.dumps(
+    {
+        "observations": "the ball floats",
+        "expected_physics": "it should fall",
+        "violations": [{"frames": [0, 5], "object": "red ball", "law": "gravity", "severity": "high"}],
+        "verdict": "inconsistent",
+        "score": 0.2,
+        "suggested_changes": ["The red ball falls to the floor."],
+    }
+)
+CRITIQUE_OK = json.dumps({"verdict": "consistent", "score": 0.9, "violations": []})
+REWRITE = json.dumps(
+    {"reasoning": "be concrete", "prompt": "The red ball falls to the floor and bounces twice."}
+)
+
+
+class FakeGenerator:
+    """Frames whose brightness encodes the seed; counts calls."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[GenerationRequest] = []
+
+    def generate(self, request: GenerationRequest) -> GeneratedVideo:
+        self.calls.append(request)
+        frames = np.full(
+            (request.num_frames, request.height, request.width, 3), 10 * request.seed + 5, np.uint8
+        )
+        return GeneratedVideo(frames, request.fps, {"seed": request.seed})
+
+
+def _deps(
+    tmp_path: Path, replies: list[str], loops: int = 3, seeds: int = 2
+) -> tuple[GraphDeps, FakeGenerator]:
+    prefix = np.full((4, 16, 16, 3), 120, np.uint8)
+    scene = make_scene("A red ball is dropped.", "v2v", 8.0, 6, prefix)
+    vlm = VLMS.resolve("scripted")(replies=replies)
+    generator = FakeGenerator()
+    deps = GraphDeps(
+        reasoner=VLMReasoner(vlm, PromptSet("default")),
+        generator=generator,
+        generator_id="fake",
+        scene=lambda _id: scene,
+        scenario_dir=lambda _id: tmp_path / "scenario",
+        n_seeds=seeds,
+        max_loops=loops,
+    )
+    return deps, generator
+
+
+def test_graph_shape_matches_snapshot(tmp_path: Path) -> None:
+    deps, _ = _deps(tmp_path, [PREDICTION])
+    drawing = build_graph(deps).get_graph().draw_mermaid()
+    body = drawing.split("graph TD;", 1)[1].split("\tclassDef", 1)[0].rstrip()
+    assert "graph TD;" + body == EXPECTED_MERMAID
+
+
+def test_loop_runs_to_convergence_with_scripted_vlm(tmp_path: Path) -> None:
+    # predict, 2 critiques (loop 1, inconsistent), rewrite, 2 critiques (loop 2, consistent)
+    deps, generator = _deps(tmp_path, [PREDICTION, CRITIQUE_BAD, CRITIQUE_BAD, REWRITE, CRITIQUE_OK])
+    final = build_graph(deps).invoke({"take1_id": 1})
+    assert final["loop_index"] == 2
+    assert final["stop_reason"].startswith("converged")
+    assert [a["prompt"] for a in final["attempts"]] == ["A red ball falls."] * 2 + [
+        "The red ball falls to the floor and bounces twice."
+    ] * 2
+    assert len(generator.calls) == 4
+    assert final["honest"]["loop"] == 2
+    assert final["prompt_history"][-1].endswith("bounces twice.")
+
+
+def test_malformed_reply_is_retried_on_the_node(tmp_path: Path) -> None:
+    deps, _ = _deps(tmp_path, [PREDICTION, "{not json", "```json\n" + CRITIQUE_OK + "\n```"], seeds=1)
+    final = build_graph(deps).invoke({"take1_id": 1})
+    (record,) = final["critiques"]
+    assert not record["failed"] and record["verdict"] == "consistent"
+
+
+def test_refusals_become_a_failed_critique_and_the_run_goes_on(tmp_path: Path) -> None:
+    deps, _ = _deps(tmp_path, [PREDICTION, "I'm sorry, I can't help with that."], loops=1, seeds=1)
+    final = build_graph(deps).invoke({"take1_id": 1})
+    (record,) = final["critiques"]
+    assert record["failed"]
+    saved = json.loads(Path(record["path"]).read_text())
+    assert saved["failed"] and "I'm sorry" in saved["observations"]
+    assert final["stop_reason"].startswith("max_loops")
+    assert final["honest"] == {}  # nothing honest to pick from a failed critique
+
+
+def test_generation_is_content_addressed_and_reused(tmp_path: Path) -> None:
+    deps, generator = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], seeds=2)
+    build_graph(deps).invoke({"take1_id": 1})
+    deps2, generator2 = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], seeds=2)
+    build_graph(deps2).invoke({"take1_id": 1})
+    assert len(generator.calls) == 2 and generator2.calls == []
+    assert len(list((tmp_path / "scenario" / "attempts").glob("*.mp4"))) == 2
+
+
+def _rec(
+    loop: int, score: float, verdict: str = "inconsistent", failed: bool = False, severe: bool = False
+) -> dict:
+    return dict(
+        loop=loop,
+        seed=0,
+        attempt=f"a{loop}",
+        path="p",
+        verdict=verdict,
+        score=score,
+        severe=severe,
+        failed=failed,
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"loop_index": 1, "critiques": [_rec(1, 0.3)]}, ""),
+        ({"loop_index": 1, "critiques": [_rec(1, 0.9, "consistent")]}, "converged"),
+        ({"loop_index": 1, "critiques": [_rec(1, 0.9, "consistent", severe=True)]}, ""),
+        ({"loop_index": 3, "critiques": [_rec(3, 0.3)], "loop_scores": [0.2, 0.5]}, "plateau"),
+        ({"loop_index": 2, "critiques": [_rec(2, 0.3)], "loop_scores": [0.5]}, ""),
+        ({"loop_index": 2, "critiques": [_rec(2, 0.0, failed=True)]}, "failed"),
+        ({"loop_index": 4, "critiques": [_rec(4, 0.3)]}, "max_loops"),
+    ],
+    ids=[
+        "go-on",
+        "converged",
+        "severe-goes-on",
+        "plateau",
+        "no-plateau-before-loop-3",
+        "all-failed",
+        "budget",
+    ],
+)
+def test_convergence_router(state: dict, expected: str) -> None:
+    reason, _ = decide_stop(state, max_loops=4, plateau=0.01)
+    assert reason.split(":")[0] == expected
