@@ -39,6 +39,10 @@ GENERATORS.register(
 )
 GENERATORS.register("svd", "generators.diffusers_svd:SVDGenerator", "Stable Video Diffusion I2V, no text")
 GENERATORS.register(
+    "folder", "generators.external:FolderGenerator", "precomputed videos from a folder (closed APIs)"
+)
+GENERATORS.register("command", "generators.external:CommandGenerator", "an external program, run per request")
+GENERATORS.register(
     "diffusers-i2v",
     "generators.diffusers_generic:GenericI2VGenerator",
     "any diffusers I2V pipeline (fallback)",
