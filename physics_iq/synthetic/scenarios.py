@@ -107,14 +107,14 @@ def _table(w: PhysicsWorld, *, friction: float = 0.7, elasticity: float = 1.0) -
 
 def _grabber(x: float, top_y: float) -> Line:
     """The arm holding an object from above until release."""
-    return Line((x, WORLD_H + 0.05), (x, top_y), 0.014, MUTED["dark"])
+    return Line((x, WORLD_H + 0.05), (x, top_y), 0.014, MUTED["rod"])
 
 
 def _cue(x_contact: float, y: float, t: float, t_hit: float) -> Line:
     """A cue stick that slides in from the left and touches the object at ``t_hit``, then stays."""
     travel = 0.18 * (1.0 - min(max((t - (t_hit - 0.3)) / 0.3, 0.0), 1.0))
     tip = x_contact - travel
-    return Line((tip - 0.45, y), (tip, y), 0.018, MUTED["dark"])
+    return Line((tip - 0.45, y), (tip, y), 0.018, MUTED["rod"])
 
 
 def _launch(body: pymunk.Body, speed: float, radius: float | None) -> None:
@@ -319,8 +319,8 @@ def pendulum_strike(p: Params, times: Sequence[float]) -> SimResult:
             joined.append(joint)
 
     def snapshot(t: float) -> WorldFrame:
-        rod = Line(pivot, (float(bob[0].position.x), float(bob[0].position.y)), 0.012, MUTED["dark"])
-        mount = Glow(pivot, 0.02, MUTED["dark"])
+        rod = Line(pivot, (float(bob[0].position.x), float(bob[0].position.y)), 0.012, MUTED["rod"])
+        mount = Glow(pivot, 0.02, MUTED["rod"])
         return WorldFrame(
             t, (ball_frame("bob-orange", *bob), poly_frame("block-blue", *block)), decor_below=(rod, mount)
         )
@@ -403,7 +403,7 @@ def granular_pour(p: Params, times: Sequence[float]) -> SimResult:
             opened.append(True)
 
     def snapshot(t: float) -> WorldFrame:
-        decor = () if t >= release else (Line((cx - 0.08, 0.635), (cx + 0.08, 0.635), 0.012, MUTED["dark"]),)
+        decor = () if t >= release else (Line((cx - 0.08, 0.635), (cx + 0.08, 0.635), 0.012, MUTED["rod"]),)
         return WorldFrame(t, (particles_frame("liquid-blue", beads, radius),), decor_above=decor)
 
     frames = w.run(times, control, snapshot)
@@ -483,7 +483,7 @@ def swinging_lamp_shadow(p: Params, times: Sequence[float]) -> SimResult:
         StaticItem(
             "ball-string",
             Polygon(box_points(ball_c[0], (0.5 + WORLD_H) / 2, 0.008, WORLD_H - 0.5)),
-            MUTED["dark"],
+            MUTED["rod"],
             surface=False,
         )
     )
@@ -503,7 +503,7 @@ def swinging_lamp_shadow(p: Params, times: Sequence[float]) -> SimResult:
         sx, sy = lx + (ball_c[0] - lx) * scale, ly + (ball_c[1] - ly) * scale
         shadow = Shadow(Circle((sx, sy), ball_r * scale), factor=0.55)
         still_ball = ObjectFrame("ball-blue", Circle(ball_c, ball_r), ball_c, (0.0, 0.0))
-        cord_line = Line(pivot, (lx, ly), 0.008, MUTED["dark"])
+        cord_line = Line(pivot, (lx, ly), 0.008, MUTED["rod"])
         glow = Glow((lx, ly), lamp_r * 1.9, (250, 245, 215))
         return WorldFrame(
             t, (still_ball, ball_frame("lamp-yellow", *lamp)), decor_below=(shadow, cord_line, glow)
@@ -563,56 +563,79 @@ def mirror_table_bounce(p: Params, times: Sequence[float]) -> SimResult:
 
 
 def ice_melting(p: Params, times: Sequence[float]) -> SimResult:
-    """An ice block melts on a hot plate that heats up; the melt water spreads as a puddle.
+    """An ice block melts on a hot plate that heats up; the melt water runs off as small particles.
 
-    Heat model (explicit Euler at the physics rate): the plate heats towards ``T_MAX`` with time constant
-    ``TAU`` (Newton's law); the ice loses height at a rate proportional to the plate temperature above 0 °C
+    Heat model (explicit Euler at the physics rate): the plate heats towards ``t_max`` with time constant
+    ``tau`` (Newton's law); the ice loses height at a rate proportional to the plate temperature above 0 °C
     (conduction through the contact), and width at a small constant rate (warm room air). Melted area is
-    conserved as a puddle of fixed thickness.
+    conserved: every particle-sized amount of it is released as a water particle at the ice's foot.
     """
     w = PhysicsWorld()
-    _table(w)
+    w.space.iterations = 12
+    _table(w, elasticity=0.1)
     plate_top = TABLE_Y + 0.04
-    w.add_static_box("hot-plate", 1.0, TABLE_Y + 0.02, 0.9, 0.04, MUTED["heater"])
+    w.add_static_box(
+        "hot-plate", 1.0, TABLE_Y + 0.02, 0.9, 0.04, MUTED["heater"], friction=0.05, elasticity=0.1
+    )
     t_max, tau, t_on = p.pick(210, 230, 5), 4.0, 1.5
-    k_plate, k_air, t_air = 1.0e-4, 0.5e-4, 20.0
+    k_plate, k_air, t_air = 1.7e-4, 0.5e-4, 20.0
     cx = p.pick(0.95, 1.05, 0.01)
-    size = p.pick(0.17, 0.19, 0.004)
-    state = {"h": size, "w": size, "T": t_air, "dh": 0.0}
-    area0 = size * size
-    thickness = 0.02
+    size = p.pick(0.2, 0.22, 0.004)
+    state = {"h": size, "w": size, "T": t_air, "dh": 0.0, "released": 0.0}
+    ice_body = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+    ice_body.position = (cx, plate_top)
+    ice_shape = pymunk.Poly(ice_body, [(-size / 2, 0), (size / 2, 0), (size / 2, size), (-size / 2, size)])
+    ice_shape.friction = 0.05
+    w.space.add(ice_body, ice_shape)
+    w.labels[ice_shape] = "ice-cyan"
+    radius = 0.016
+    drop_area = math.pi * radius**2 * 1.1  # one particle's share of water, with some packing space
+    water: list[pymunk.Body] = []
+    rng = np.random.default_rng([p.take, int(size * 1e6)])
+
+    def release_drop(side: int) -> None:
+        body = pymunk.Body()
+        body.position = (cx + side * (state["w"] / 2 + radius + 0.002), plate_top + radius + 0.001)
+        body.velocity = (side * float(rng.uniform(0.05, 0.1)), 0.0)
+        shape = pymunk.Circle(body, radius)
+        shape.mass, shape.friction, shape.elasticity = 0.002, 0.15, 0.1
+        w.space.add(body, shape)
+        w.labels[shape] = "water-blue"
+        water.append(body)
+
+    for side in (-1, 1, -1, 1):  # a little melt water already lies at the foot of the ice
+        release_drop(side)
 
     def control(t: float) -> None:
         dt = 1.0 / 240
         target = t_max if t >= t_on else t_air
         state["T"] += (target - state["T"]) / tau * dt
         dh = -(k_plate * max(state["T"], 0.0) + k_air * t_air)
-        state["dh"] = dh
+        old_area = state["h"] * state["w"]
+        state["dh"] = dh if state["h"] > 0.02 else 0.0
         state["h"] = max(state["h"] + dh * dt, 0.02)
         state["w"] = max(state["w"] - 2 * k_air * t_air * dt, 0.04)
+        state["released"] += old_area - state["h"] * state["w"]
+        hw, h = state["w"] / 2, state["h"]
+        ice_shape.unsafe_set_vertices([(-hw, 0), (hw, 0), (hw, h), (-hw, h)])
+        while state["released"] >= drop_area:
+            state["released"] -= drop_area
+            release_drop(1 if len(water) % 2 else -1)
 
     def snapshot(t: float) -> WorldFrame:
         h, wd = state["h"], state["w"]
-        melted = area0 - h * wd
-        puddle_w = min(wd + melted / thickness, 0.86)
-        puddle = ObjectFrame(
-            "water-blue",
-            Polygon(box_points(cx, plate_top + thickness / 2, puddle_w, thickness)),
-            (cx, plate_top + thickness / 2),
-            (0.0, 0.0),
-        )
         ice = ObjectFrame(
             "ice-cyan",
             Polygon(box_points(cx, plate_top + h / 2, wd, h)),
             (cx, plate_top + h / 2),
-            (0.0, state["dh"] / 2 if h > 0.02 else 0.0),
+            (0.0, state["dh"] / 2),
         )
         heat = min(max((state["T"] - t_air) / (t_max - t_air), 0.0), 1.0)
         # The plate brightens as it heats (a "shadow" with factor > 1 lightens): the visible heat cue.
         plate = Shadow(
             Polygon(box_points(1.0, TABLE_Y + 0.02, 0.9, 0.04)), factor=1.0 + 0.35 * heat, soft=False
         )
-        return WorldFrame(t, (puddle, ice), decor_below=(plate,))
+        return WorldFrame(t, (ice, particles_frame("water-blue", water, radius)), decor_below=(plate,))
 
     frames = w.run(times, control, snapshot)
     return SimResult(w.statics, _colours(("water-blue", "blue"), ("ice-cyan", "cyan")), frames, w.events)
@@ -767,14 +790,14 @@ _SPECS: tuple[ScenarioSpec, ...] = (
         "synthetic-two-ball-collision",
         "Solid Mechanics",
         "A red ball and a blue ball rest on a wooden table with a wooden block standing at the right edge. A "
-        "dark cue stick pushes the red ball to the right towards the blue ball. " + STATIC_SHOT,
+        "grey cue stick pushes the red ball to the right towards the blue ball. " + STATIC_SHOT,
         two_ball_collision,
     ),
     ScenarioSpec(
         "synthetic-domino-chain",
         "Solid Mechanics",
         "Six thin dominoes in orange, yellow, green, cyan, blue and purple stand in a row on a wooden table. A "
-        "dark cue stick pushes a red ball to the right towards the first domino. " + STATIC_SHOT,
+        "grey cue stick pushes a red ball to the right towards the first domino. " + STATIC_SHOT,
         domino_chain,
     ),
     ScenarioSpec(
@@ -788,7 +811,7 @@ _SPECS: tuple[ScenarioSpec, ...] = (
     ScenarioSpec(
         "synthetic-pendulum-strike",
         "Solid Mechanics",
-        "An orange pendulum bob on a thin dark rod is held up to the left of its pivot above a wooden table. A "
+        "An orange pendulum bob on a thin grey rod is held up to the left of its pivot above a wooden table. A "
         "blue block rests on the table just right of the point below the pivot. The bob is let go. "
         + STATIC_SHOT,
         pendulum_strike,
@@ -797,7 +820,7 @@ _SPECS: tuple[ScenarioSpec, ...] = (
         "synthetic-granular-pour",
         "Fluid Dynamics",
         "A grey funnel above an empty glass on a wooden table is filled with small blue beads, held in by a "
-        "dark gate at the funnel's narrow end. The gate slides away. " + STATIC_SHOT,
+        "grey gate at the funnel's narrow end. The gate slides away. " + STATIC_SHOT,
         granular_pour,
     ),
     ScenarioSpec(
@@ -819,15 +842,15 @@ _SPECS: tuple[ScenarioSpec, ...] = (
         "synthetic-mirror-table-bounce",
         "Optics",
         "A glossy black table top reflects the scene like a mirror. A red ball rests on a wooden shelf standing "
-        "on the left of the table, and a dark cue stick pushes it to the right over the shelf's edge. "
+        "on the left of the table, and a grey cue stick pushes it to the right over the shelf's edge. "
         + STATIC_SHOT,
         mirror_table_bounce,
     ),
     ScenarioSpec(
         "synthetic-ice-melting",
         "Thermodynamics",
-        "A cyan block of ice sits in the middle of a dark hot plate on a wooden table. The hot plate is switched "
-        "on and heats up. " + STATIC_SHOT,
+        "A cyan block of ice sits in the middle of a dark hot plate on a wooden table, with a few drops of blue "
+        "melt water at its foot. The hot plate is switched on and heats up. " + STATIC_SHOT,
         ice_melting,
     ),
     ScenarioSpec(
@@ -849,7 +872,7 @@ _SPECS: tuple[ScenarioSpec, ...] = (
         "synthetic-magnet-repel",
         "Magnetism",
         "A magenta magnetic puck sits on a smooth track with a wooden bumper at the left end and a strong magnet "
-        "at the right end facing the puck with the same pole. A dark cue stick pushes the puck to the right "
+        "at the right end facing the puck with the same pole. A grey cue stick pushes the puck to the right "
         "towards the magnet. " + STATIC_SHOT,
         magnet_repel,
     ),

@@ -38,8 +38,9 @@ PALETTE: dict[str, Colour] = {
 
 #: Muted colours for static geometry (low saturation, distinct from :data:`PALETTE`).
 MUTED: dict[str, Colour] = {
-    "wall": (112, 108, 100),
-    "dark": (70, 68, 66),
+    # Dark enough that every palette colour differs from it by > 25 grey levels (motion masks work on luma).
+    "wall": (62, 60, 56),
+    "rod": (150, 146, 140),
     "steel": (125, 128, 132),
     "wood": (128, 110, 92),
     "glass": (150, 160, 165),
