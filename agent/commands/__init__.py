@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from agent.commands import refine, score
+from agent.commands import refine, score, suite
 
-COMMAND_MODULES: list[ModuleType] = [score, refine]
+COMMAND_MODULES: list[ModuleType] = [score, refine, suite]
