@@ -109,8 +109,10 @@ def suite_preview(
     if scenarios == "all":
         names = list(SCENARIOS)
     elif scenarios == "per-category":
-        seen: set[str] = set()
-        names = [n for n, spec in SCENARIOS.items() if not (spec.category in seen or seen.add(spec.category))]
+        first: dict[str, str] = {}
+        for name, spec in SCENARIOS.items():
+            first.setdefault(spec.category, name)
+        names = list(first.values())
     else:
         names = [s.strip() for s in scenarios.split(",") if s.strip()]
         unknown = [n for n in names if n not in SCENARIOS]
