@@ -10,5 +10,10 @@ VLMS.register(
 VLMS.register(
     "openai", "agent.vlm.openai_vlm:OpenAIVLM", "OpenAI-compatible API (OpenAI, vLLM, Ollama, LM Studio)"
 )
+VLMS.register(
+    "transformers",
+    "agent.vlm.transformers_vlm:TransformersVLM",
+    "local transformers image-text-to-text model",
+)
 
 __all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply"]
