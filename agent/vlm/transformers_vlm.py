@@ -74,6 +74,7 @@ class TransformersVLM:
     """
 
     name = "transformers"
+    model: Any
 
     def __init__(self, model: str | None = None, base_url: str | None = None, **options: Any) -> None:
         if base_url:
@@ -101,12 +102,12 @@ class TransformersVLM:
             self.processor = AutoProcessor.from_pretrained(
                 opts.model, trust_remote_code=opts.trust_remote_code
             )
-            self.model: Any = AutoModelForImageTextToText.from_pretrained(
+            loaded: Any = AutoModelForImageTextToText.from_pretrained(
                 opts.model, dtype=dtype, trust_remote_code=opts.trust_remote_code
             )
         except (OSError, ValueError, KeyError) as exc:
             raise VLMError(f"vlm transformers: could not load {opts.model!r}: {exc}") from exc
-        self.model.to(self.device).eval()
+        self.model = loaded.to(self.device).eval()
         logger.info(
             "vlm transformers: loaded %s on %s in %.1f s",
             opts.model,
