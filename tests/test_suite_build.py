@@ -1,0 +1,186 @@
+"""The synthetic suite: layout, state files, evaluator acceptance, determinism, and never overwriting input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from physics_iq.layout import CATEGORIES, DatasetLayout
+from physics_iq.synthetic import MANIFEST_NAME, SCENARIOS, STATE_SCHEMA, SuiteError, build_suite
+from physics_iq.synthetic.build import simulate
+from physics_iq.trajectory import locate_by_colour
+from physics_iq.video import probe, read_video, write_video
+
+#: One scenario per official category keeps the fixture suite small (about 3 s to build).
+ONE_PER_CATEGORY = [
+    "synthetic-ball-bounce",
+    "synthetic-granular-pour",
+    "synthetic-swinging-lamp-shadow",
+    "synthetic-balloon-heating",
+    "synthetic-magnet-attract",
+]
+SIZE = (192, 108)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
+    return build_suite(tmp_path_factory.mktemp("suite") / "s", ONE_PER_CATEGORY, fps=8, size=SIZE, jobs=1)
+
+
+def _folder_of(layout: DatasetLayout, tmp: Path, kind: str) -> Path:
+    """A generated folder: take-2 clips, or the switch frame repeated for 5 s, under take-1 names."""
+    out = tmp / kind
+    out.mkdir()
+    for pair in layout.pairs():
+        target = out / pair.take1.generated_video_name
+        if kind == "take2":
+            shutil.copyfile(layout.testing_video(pair.take2, 8), target)
+        else:
+            image = cv2.cvtColor(cv2.imread(str(layout.switch_frame(pair.take1))), cv2.COLOR_BGR2RGB)
+            write_video(target, np.repeat(image[None], 40, axis=0), 8)
+    return out
+
+
+def test_layout_rows_videos_and_switch_frames(suite: DatasetLayout) -> None:
+    rows = suite.rows
+    assert len(rows) == len(ONE_PER_CATEGORY) * 3 * 2
+    assert [r.take for r in rows] == [1] * 15 + [2] * 15  # take-1 IDs first, then the twins, same order
+    assert [r.view_key for r in rows[:15]] == [r.view_key for r in rows[15:]]
+    assert {r.category for r in rows} == set(CATEGORIES)
+    assert all(r.scenario.startswith("synthetic-") for r in rows)
+    assert all(r.description.endswith("Static shot with no camera movement.") for r in rows)
+    for row in (rows[0], rows[-1]):
+        test, cond = probe(suite.testing_video(row, 8)), probe(suite.conditioning_video(row, 8))
+        assert (test.frame_count, cond.frame_count, test.fps, test.size) == (40, 24, 8.0, SIZE)
+        conditioning, _ = read_video(suite.conditioning_video(row, 8))
+        switch = cv2.cvtColor(cv2.imread(str(suite.switch_frame(row))), cv2.COLOR_BGR2RGB)
+        # The switch frame is the conditioning clip's last frame (up to JPEG and H.264 losses).
+        assert np.abs(switch.astype(int) - conditioning[-1].astype(int)).mean() < 3
+
+
+def test_state_files_follow_schema_and_match_the_pixels(suite: DatasetLayout) -> None:
+    for row in suite.take1_rows():
+        state = json.loads(suite.state_file(row, 8).read_text())
+        cond_state = json.loads(suite.conditioning_video(row, 8).with_suffix(".state.json").read_text())
+        assert state["schema"] == cond_state["schema"] == STATE_SCHEMA
+        assert (state["frame_count"], cond_state["frame_count"]) == (40, 24)
+        assert state["gravity_px_s2"][1] == pytest.approx(9.81 * state["px_per_m"], abs=0.01)
+        assert state["static_surfaces"] and state["objects"]
+        frames, _ = read_video(suite.testing_video(row, 8))
+        for obj in state["objects"]:
+            truth = np.array(
+                [
+                    next(o["position_px"] for o in f["objects"] if o["id"] == obj["id"])
+                    for f in state["frames"]
+                ]
+            )
+            in_view = np.array(
+                [next(o["in_view"] for o in f["objects"] if o["id"] == obj["id"]) for f in state["frames"]]
+            )
+            found = locate_by_colour(frames, tuple(obj["colour"]))
+            # Honest pixels: each object is drawn where the state says. Liquids are looser: the state holds the
+            # mean of particle centres, the pixels the centroid of overlapping discs partly hidden by the glass.
+            tolerance = 8.0 if obj["id"].startswith(("liquid", "water")) else 1.0
+            assert np.nanmax(np.abs(found[in_view] - truth[in_view])) < tolerance, (row.scenario, obj["id"])
+
+
+def test_evaluator_accepts_suite_take2_scores_100_switch_frame_scores_lower(
+    suite: DatasetLayout, tmp_path: Path
+) -> None:
+    from physics_iq.evaluate import Evaluator
+
+    evaluator = Evaluator(suite, 8, cache_dir=False)
+    take2 = evaluator.evaluate_folder(_folder_of(suite, tmp_path, "take2"))
+    still = evaluator.evaluate_folder(_folder_of(suite, tmp_path, "still"))
+    assert take2.overall.physics_iq_score == pytest.approx(100.0)
+    for category in CATEGORIES:
+        assert take2.per_category[category].physics_iq_score == pytest.approx(100.0)
+        assert still.per_category[category].physics_iq_score < 70, category
+    assert still.overall.physics_iq_score < 50
+
+
+def test_physical_variance_between_takes_is_neither_zero_nor_huge(suite: DatasetLayout) -> None:
+    from physics_iq.evaluate import Evaluator
+
+    evaluator = Evaluator(suite, 8, cache_dir=False)
+    for pair in suite.pairs():
+        variance = evaluator.variance(pair)
+        assert 0.3 < variance.spatial_iou < 1.0 or variance.mse > 0, pair.scenario
+        assert variance.mse < 0.01, pair.scenario  # takes of the same scene, not different scenes
+        a, _ = read_video(suite.testing_video(pair.take1, 8))
+        b, _ = read_video(suite.testing_video(pair.take2, 8))
+        assert not np.array_equal(a, b)
+
+
+def test_same_arguments_give_identical_frames_other_seed_differs(tmp_path: Path) -> None:
+    args = {"scenarios": ["synthetic-magnet-repel"], "fps": 8, "size": (96, 54), "jobs": 1}
+    a = build_suite(tmp_path / "a", seed=3, **args)
+    b = build_suite(tmp_path / "b", seed=3, **args)
+    c = build_suite(tmp_path / "c", seed=4, **args)
+    row = a.take1_rows()[1]
+    frames_a, _ = read_video(a.testing_video(row, 8))
+    frames_b, _ = read_video(b.testing_video(row, 8))
+    frames_c, _ = read_video(c.testing_video(row, 8))
+    assert np.array_equal(frames_a, frames_b)
+    assert not np.array_equal(frames_a, frames_c)
+    manifest_a = json.loads((a.root / MANIFEST_NAME).read_text())
+    manifest_b = json.loads((b.root / MANIFEST_NAME).read_text())
+    assert manifest_a["files"] == manifest_b["files"] and manifest_a["complete"]
+
+
+def test_rebuild_reuses_restores_and_refuses_foreign_folders(tmp_path: Path) -> None:
+    args = {"scenarios": ["synthetic-magnet-repel"], "fps": 8, "size": (96, 54), "jobs": 1}
+    layout = build_suite(tmp_path / "s", **args)
+    video = layout.testing_video(layout.take1_rows()[0], 8)
+    stamp = video.stat().st_mtime_ns
+    calls: list[tuple[str, int, int]] = []
+    build_suite(tmp_path / "s", on_scenario_done=lambda *a: calls.append(a), **args)
+    assert video.stat().st_mtime_ns == stamp and calls == [("synthetic-magnet-repel", 1, 1)]
+    original = video.read_bytes()
+    video.unlink()  # an interrupted build: the file is rebuilt identically
+    build_suite(tmp_path / "s", **args)
+    assert video.read_bytes() == original
+
+    with pytest.raises(SuiteError, match="different arguments"):
+        build_suite(tmp_path / "s", **{**args, "size": (128, 72)})
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(SuiteError, match="not empty"):
+        build_suite(user, **args)
+    assert [p.name for p in user.iterdir()] == ["notes.txt"] and (user / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fps": 10}, "expected one of the benchmark rates"),
+        ({"size": (191, 108)}, "must be even"),
+        ({"size": (64, 36)}, "at least"),
+        ({"size": (200, 200)}, "16:9"),
+        ({"scenarios": ["ball-bounce"]}, "did you mean 'synthetic-ball-bounce'"),
+    ],
+    ids=["fps", "odd-size", "tiny", "aspect", "unknown-scenario"],
+)
+def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        build_suite(tmp_path / "x", **{"scenarios": ["synthetic-ball-bounce"], **kwargs})
+    assert not (tmp_path / "x").exists()
+
+
+def test_every_scenario_keeps_objects_in_view_around_the_switch_frame() -> None:
+    from physics_iq.layout import PERSPECTIVES
+    from physics_iq.synthetic.render import camera_for
+
+    assert len(SCENARIOS) >= 10
+    for name in SCENARIOS:
+        sim = simulate(name, 1, 8, 0)
+        for perspective in PERSPECTIVES:
+            cam = camera_for(perspective, (320, 180))
+            for frame in sim.frames[20:28]:
+                assert all(cam.contains(o.shape) for o in frame.objects), (name, perspective, frame.time)
