@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from agent.commands import refine, score, suite
+from agent.commands import refine, score, suite, workflows
 
-COMMAND_MODULES: list[ModuleType] = [score, refine, suite]
+COMMAND_MODULES: list[ModuleType] = [score, refine, suite, workflows]
