@@ -27,13 +27,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +47,7 @@ from physics_iq.errors import DatasetError, VideoReadError
 from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, ViewPair
 from physics_iq.scoring import Aggregate, Comparison, MetricValues, ViewResult, aggregate, physics_iq_score
 from physics_iq.validation import GeneratedFolder, check_dataset, validate_generated_folder
-from physics_iq.video import TEST_SECONDS, frames_for_seconds, read_video
+from physics_iq.video import TEST_SECONDS, frames_for_seconds, iter_frames
 
 logger = logging.getLogger(__name__)
 
@@ -60,76 +60,69 @@ _MEMO_SIZE = 16
 # Decoding and masks per mode
 
 
-def _decode_cv2(path: Path, max_frames: int) -> np.ndarray:
-    """Decode with OpenCV like the official toolkit (BGR), returned as RGB for a uniform pipeline."""
+def _iter_cv2(path: Path, max_frames: int) -> Iterator[np.ndarray]:
+    """Decode with OpenCV like the official toolkit (BGR), yielded as RGB for a uniform pipeline."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoReadError(path, "OpenCV cannot open it")
-    frames: list[np.ndarray] = []
+    count = 0
     try:
-        while len(frames) < max_frames:
+        while count < max_frames:
             ok, frame = cap.read()
             if not ok:
                 break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            count += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
-    if not frames:
+    if count == 0:
         raise VideoReadError(path, "no decodable frame")
-    return np.stack(frames)
 
 
-def _decode(path: Path, max_frames: int, mode: str) -> np.ndarray:
+def _iter_source(source: Path | np.ndarray, max_frames: int, mode: str) -> Iterator[np.ndarray]:
+    if isinstance(source, np.ndarray):
+        return iter(source[:max_frames])
     if mode == "compat":
-        return _decode_cv2(path, max_frames)
-    frames, _ = read_video(path, max_frames=max_frames)
-    return frames
-
-
-def _mask_video_roundtrip(masks: np.ndarray, fps: float, work_dir: Path) -> np.ndarray:
-    """Write masks as the official toolkit does (mp4v, gray, even size) and decode them back as BGR."""
-    height, width = masks.shape[1:3]
-    even = (width - width % 2, height - height % 2)
-    fd, name = tempfile.mkstemp(suffix=".mp4", dir=work_dir)
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), round(fps), even, isColor=False)
-        if not writer.isOpened():
-            raise VideoReadError(Path(name), "OpenCV cannot open an mp4v writer for the compat mask video")
-        for mask in masks:
-            writer.write(np.ascontiguousarray(mask[: even[1], : even[0]]).astype(np.uint8) * 255)
-        writer.release()
-        cap = cv2.VideoCapture(name)
-        decoded = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            decoded.append(frame)
-        cap.release()
-    finally:
-        os.unlink(name)
-    if len(decoded) != len(masks):
-        raise VideoReadError(Path(name), f"compat mask video holds {len(decoded)} frames, wrote {len(masks)}")
-    return np.stack(decoded)
-
-
-def _masks_at(
-    frames: np.ndarray, size: tuple[int, int], fps: float, mode: str, work_dir: Path | None
-) -> np.ndarray:
-    """Motion masks of full-resolution frames, brought to the metric size as the chosen mode does."""
-    masks = M.motion_masks(frames)
-    if mode != "compat":
-        return M.resize_masks(masks, size)
-    assert work_dir is not None
-    decoded = _mask_video_roundtrip(masks, fps, work_dir)
-    return M.resize_frames(decoded, size) > M.MASK_REBINARIZE_LEVEL
+        return _iter_cv2(source, max_frames)
+    return iter_frames(source, max_frames=max_frames)
 
 
 def _read_mask_video(path: Path, n_frames: int, size: tuple[int, int]) -> np.ndarray:
-    """An official precomputed mask video, decoded (BGR), resized and re-thresholded like the official code."""
-    decoded = _decode_cv2(path, n_frames)[..., ::-1]
-    return M.resize_frames(np.ascontiguousarray(decoded), size) > M.MASK_REBINARIZE_LEVEL
+    """A mask video, decoded as 3-channel images, resized and re-thresholded like the official code."""
+    decoded = np.stack(list(_iter_cv2(path, n_frames)))
+    return M.resize_frames(decoded, size) > M.MASK_REBINARIZE_LEVEL
+
+
+class _Mp4vMaskWriter:
+    """Writes masks as the official toolkit does: mp4v, gray, even size, ``round(fps)``."""
+
+    def __init__(self, work_dir: Path, fps: float, width: int, height: int) -> None:
+        self.even = (width - width % 2, height - height % 2)
+        fd, name = tempfile.mkstemp(suffix=".mp4", dir=work_dir)
+        os.close(fd)
+        self.path = Path(name)
+        self.count = 0
+        self.writer = cv2.VideoWriter(
+            name, cv2.VideoWriter.fourcc(*"mp4v"), round(fps), self.even, isColor=False
+        )
+        if not self.writer.isOpened():
+            raise VideoReadError(self.path, "OpenCV cannot open an mp4v writer for the compat mask video")
+
+    def write(self, mask: np.ndarray) -> None:
+        self.writer.write(np.ascontiguousarray(mask[: self.even[1], : self.even[0]]).astype(np.uint8) * 255)
+        self.count += 1
+
+    def read_back(self, size: tuple[int, int]) -> np.ndarray:
+        self.writer.release()
+        try:
+            masks = _read_mask_video(self.path, self.count, size)
+        finally:
+            self.path.unlink(missing_ok=True)
+        if len(masks) != self.count:
+            raise VideoReadError(
+                self.path, f"compat mask video holds {len(masks)} frames, wrote {self.count}"
+            )
+        return masks
 
 
 def compare(
@@ -162,15 +155,60 @@ class _Clip:
 
 
 def _prepare(
-    frames: np.ndarray, fps: float, size: tuple[int, int], mode: str, work_dir: Path | None, what: str
+    source: Path | np.ndarray,
+    fps: float,
+    size: tuple[int, int] | None,
+    mode: str,
+    work_dir: Path | None,
+    *,
+    masks_from: Path | None = None,
 ) -> _Clip:
+    """Stream a clip's first 5 s: masks at full resolution, then masks and frames at the metric size.
+
+    Args:
+        source: A video file or ``(T, H, W, 3)`` RGB frames.
+        fps: The clip's frame rate.
+        size: The metric size; ``None`` takes a quarter of this clip's own size (the real take-1 video).
+        mode: ``fast`` or ``compat``.
+        work_dir: Where compat mode writes its temporary mask videos.
+        masks_from: A precomputed official mask video to use instead of computing masks (compat mode).
+
+    Raises:
+        ValueError: the clip is shorter than 5 s.
+        VideoReadError: the file cannot be decoded.
+    """
     n = frames_for_seconds(TEST_SECONDS, fps)
-    if len(frames) < n:
+    masker = M.MotionMasker()
+    small_frames: list[np.ndarray] = []
+    small_masks: list[np.ndarray] = []
+    writer: _Mp4vMaskWriter | None = None
+    for frame in _iter_source(source, n, mode):
+        if size is None:
+            size = M.metric_size(frame.shape[1], frame.shape[0])
+        small_frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+        if masks_from is not None:
+            continue
+        mask = masker.update(frame)
+        if mode == "compat":
+            if writer is None:
+                assert work_dir is not None
+                writer = _Mp4vMaskWriter(work_dir, fps, frame.shape[1], frame.shape[0])
+            writer.write(mask)
+        else:
+            small_masks.append(M.resize_masks(mask[None], size)[0])
+    what = source.name if isinstance(source, Path) else "the clip"
+    if len(small_frames) < n:
         raise ValueError(
-            f"{what}: {len(frames)} frames is shorter than {TEST_SECONDS:g} s at {fps:g} fps ({n} frames)"
+            f"{what}: {len(small_frames)} frames is shorter than {TEST_SECONDS:g} s at {fps:g} fps ({n} frames)"
         )
-    frames = frames[:n]
-    return _Clip(masks=_masks_at(frames, size, fps, mode, work_dir), frames=M.resize_frames(frames, size))
+    assert size is not None
+    if masks_from is not None:
+        masks = _read_mask_video(masks_from, n, size)
+    elif writer is not None:
+        masks = writer.read_back(size)
+    else:
+        masks = np.stack(small_masks)
+    return _Clip(masks=masks, frames=np.stack(small_frames))
 
 
 def compare_clips(generated: np.ndarray, real: np.ndarray, fps: float, mode: Mode = "fast") -> MetricValues:
@@ -190,11 +228,11 @@ def compare_clips(generated: np.ndarray, real: np.ndarray, fps: float, mode: Mod
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    size = M.metric_size(real.shape[2], real.shape[1])
     with tempfile.TemporaryDirectory(prefix="physrefine-") as tmp:
         work = Path(tmp) if mode == "compat" else None
-        ref = _prepare(real, fps, size, mode, work, "real clip")
-        gen = _prepare(generated, fps, size, mode, work, "generated clip")
+        ref = _prepare(real, fps, None, mode, work)
+        size = (ref.frames.shape[2], ref.frames.shape[1])
+        gen = _prepare(generated, fps, size, mode, work)
     return compare(gen.masks, gen.frames, ref.masks, ref.frames, compat=mode == "compat").values
 
 
@@ -432,6 +470,7 @@ class Evaluator:
             self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._cache = ArrayCache(self.cache_dir / "physics_iq") if self.cache_dir is not None else None
         self._memo: OrderedDict[int, RealSide] = OrderedDict()
+        self._lock = threading.Lock()
         self._pairs: dict[int, ViewPair] | None = None
         self.cache_hits = 0
         self.cache_misses = 0
@@ -439,7 +478,12 @@ class Evaluator:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_memo"] = OrderedDict()  # arrays stay in the process that computed them
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def n_frames(self) -> int:
@@ -482,20 +526,11 @@ class Evaluator:
 
     def _real_clip(self, row: Row, work_dir: Path | None, size: tuple[int, int] | None) -> _Clip:
         path = self.layout.testing_video(row, self.fps)
-        frames = _decode(path, self.n_frames, self.mode)
-        if len(frames) < self.n_frames:
-            raise DatasetError(
-                f"{path}: {len(frames)} frames, shorter than {TEST_SECONDS:g} s at {self.fps} fps "
-                f"({self.n_frames} frames)"
-            )
-        if size is None:
-            size = M.metric_size(frames.shape[2], frames.shape[1])
         mask_file = self._mask_file(row) if self.mode == "compat" else None
-        if mask_file is not None:
-            masks = _read_mask_video(mask_file, self.n_frames, size)
-        else:
-            masks = _masks_at(frames, size, self.fps, self.mode, work_dir)
-        return _Clip(masks=masks, frames=M.resize_frames(frames, size))
+        try:
+            return _prepare(path, self.fps, size, self.mode, work_dir, masks_from=mask_file)
+        except ValueError as exc:
+            raise DatasetError(f"{path}: {exc}") from exc
 
     def _compute_real_side(self, pair: ViewPair) -> RealSide:
         work_dir = self._work_dir() if self.mode == "compat" else None
@@ -511,10 +546,11 @@ class Evaluator:
 
     def real_side(self, pair: ViewPair) -> RealSide:
         """The cached real side of a pair (computed and stored on a miss)."""
-        memo = self._memo.get(pair.take1.id)
-        if memo is not None:
-            self._memo.move_to_end(pair.take1.id)
-            return memo
+        with self._lock:
+            memo = self._memo.get(pair.take1.id)
+            if memo is not None:
+                self._memo.move_to_end(pair.take1.id)
+                return memo
         key = None
         side = None
         if self._cache is not None:
@@ -532,10 +568,12 @@ class Evaluator:
                     take2=_Clip(_unpack(arrays["masks2"], arrays["masks2_shape"]), arrays["frames2"]),
                     variance=_comparison_from_meta(meta["variance"]),
                 )
-                self.cache_hits += 1
+                with self._lock:
+                    self.cache_hits += 1
         if side is None:
             side = self._compute_real_side(pair)
-            self.cache_misses += 1
+            with self._lock:
+                self.cache_misses += 1
             if self._cache is not None and key is not None:
                 m1, s1 = _pack(side.take1.masks)
                 m2, s2 = _pack(side.take2.masks)
@@ -551,9 +589,10 @@ class Evaluator:
                     },
                     {"size": list(side.size), "variance": _comparison_meta(side.variance)},
                 )
-        self._memo[pair.take1.id] = side
-        while len(self._memo) > _MEMO_SIZE:
-            self._memo.popitem(last=False)
+        with self._lock:
+            self._memo[pair.take1.id] = side
+            while len(self._memo) > _MEMO_SIZE:
+                self._memo.popitem(last=False)
         return side
 
     def variance(self, pair: ViewPair) -> MetricValues:
@@ -583,14 +622,11 @@ class Evaluator:
             ValueError: the clip is shorter than 5 s.
         """
         side = self.real_side(pair)
-        if isinstance(generated, np.ndarray):
-            frames, name = generated, ""
-        else:
-            path = Path(generated)
-            frames, name = _decode(path, self.n_frames, self.mode), path.name
+        source = generated if isinstance(generated, np.ndarray) else Path(generated)
+        name = "" if isinstance(source, np.ndarray) else source.name
         work_dir = self._work_dir() if self.mode == "compat" else None
         try:
-            clip = _prepare(frames, self.fps, side.size, self.mode, work_dir, name or "generated clip")
+            clip = _prepare(source, self.fps, side.size, self.mode, work_dir)
         finally:
             if work_dir is not None:
                 shutil.rmtree(work_dir, ignore_errors=True)
@@ -636,7 +672,7 @@ class Evaluator:
 
         Args:
             generated_dir: The folder (``{ID}_{perspective}_{scenario}.mp4`` per take-1 row).
-            jobs: Worker processes; scenarios are distributed over them.
+            jobs: Worker threads; scenarios are distributed over them.
             progress: Called with the number of views just finished.
             validated: A result of :meth:`validate` to skip validating again.
 
@@ -657,14 +693,21 @@ class Evaluator:
                     if progress:
                         progress(1)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = [pool.submit(_score_items, self, items) for items in by_scenario.values()]
-                for future in as_completed(futures):
-                    done = future.result()
-                    views.extend(done)
-                    if progress:
-                        progress(len(done))
+            # Threads, not processes: decoding (FFmpeg) and every OpenCV call release the GIL, and threads
+            # start instantly and share the memo. OpenCV's own thread pool is turned off meanwhile so the
+            # two levels of parallelism do not fight over the cores (measured: benchmarks/bench_score.py).
+            previous = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    futures = [pool.submit(_score_items, self, items) for items in by_scenario.values()]
+                    for future in as_completed(futures):
+                        done = future.result()
+                        views.extend(done)
+                        if progress:
+                            progress(len(done))
+            finally:
+                cv2.setNumThreads(previous)
         return FolderResults.from_views(
             views,
             mode=self.mode,
@@ -673,11 +716,6 @@ class Evaluator:
             generated_dir=Path(generated_dir),
             warnings=folder.warnings,
         )
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per worker process: the processes already use the cores.
-    cv2.setNumThreads(1)
 
 
 def _score_items(evaluator: Evaluator, items: list[tuple[ViewPair, Path]]) -> list[ViewResult]:

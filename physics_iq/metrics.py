@@ -34,6 +34,35 @@ def _to_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+class MotionMasker:
+    """Streaming form of :func:`motion_masks`: feed frames one at a time, get each frame's mask.
+
+    Lets the evaluator compute masks while decoding, without holding a full-resolution clip in memory.
+
+    >>> masker = MotionMasker()
+    >>> still = np.full((16, 16), 50, np.uint8)
+    >>> bool(masker.update(still).any()), bool(masker.update(still).any())
+    (False, False)
+    """
+
+    def __init__(self) -> None:
+        self._background: np.ndarray | None = None
+
+    def update(self, frame: np.ndarray) -> np.ndarray:
+        """The ``(H, W)`` bool mask of the next frame (``(H, W, 3)`` RGB or ``(H, W)`` gray, uint8)."""
+        blurred = cv2.GaussianBlur(_to_gray(frame), BLUR_KERNEL, 0)
+        if self._background is None:
+            # The first frame seeds the background model and gets an empty mask (official).
+            self._background = blurred.astype(np.float64)
+            return np.zeros(blurred.shape, dtype=bool)
+        cv2.accumulateWeighted(blurred, self._background, BACKGROUND_ALPHA)
+        diff = cv2.absdiff(blurred, cv2.convertScaleAbs(self._background))
+        _, binary = cv2.threshold(diff, DIFF_THRESHOLD, 255, cv2.THRESH_BINARY)
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, MORPH_KERNEL)
+        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, MORPH_KERNEL)
+        return binary > 0
+
+
 def motion_masks(frames: np.ndarray) -> np.ndarray:
     """Binary motion masks by running-average background subtraction (the official procedure).
 
@@ -59,17 +88,9 @@ def motion_masks(frames: np.ndarray) -> np.ndarray:
             f"expected uint8 frames (T, H, W, 3) or (T, H, W), got {frames.dtype} {frames.shape}"
         )
     out = np.zeros(frames.shape[:3], dtype=bool)
-    if len(frames) == 0:
-        return out
-    background = cv2.GaussianBlur(_to_gray(frames[0]), BLUR_KERNEL, 0).astype(np.float64)
-    for t in range(1, len(frames)):
-        blurred = cv2.GaussianBlur(_to_gray(frames[t]), BLUR_KERNEL, 0)
-        cv2.accumulateWeighted(blurred, background, BACKGROUND_ALPHA)
-        diff = cv2.absdiff(blurred, cv2.convertScaleAbs(background))
-        _, binary = cv2.threshold(diff, DIFF_THRESHOLD, 255, cv2.THRESH_BINARY)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, MORPH_KERNEL)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, MORPH_KERNEL)
-        out[t] = binary > 0
+    masker = MotionMasker()
+    for t, frame in enumerate(frames):
+        out[t] = masker.update(frame)
     return out
 
 

@@ -117,7 +117,7 @@ def score(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the cache.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (scenarios in parallel).")
+        int, typer.Option("--jobs", "-j", min=1, help="Worker threads (scenarios in parallel).")
     ] = 1,
 ) -> None:
     """Score generated videos with the Physics-IQ evaluator (validates the folder first, never modifies it)."""
