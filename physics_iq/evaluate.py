@@ -46,7 +46,7 @@ from physics_iq.cache import ArrayCache, cache_key, default_cache_dir
 from physics_iq.errors import DatasetError, VideoReadError
 from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, ViewPair
 from physics_iq.scoring import Aggregate, Comparison, MetricValues, ViewResult, aggregate, physics_iq_score
-from physics_iq.validation import GeneratedFolder, check_dataset, validate_generated_folder
+from physics_iq.validation import GeneratedFolder, check_dataset, listing, validate_generated_folder
 from physics_iq.video import TEST_SECONDS, frames_for_seconds, iter_frames
 
 logger = logging.getLogger(__name__)
@@ -148,10 +148,11 @@ def compare(
 
 @dataclass(frozen=True)
 class _Clip:
-    """A clip brought to the metric size: masks and frames."""
+    """A clip brought to the metric size: masks and frames (and the ``(width, height)`` it came at)."""
 
     masks: np.ndarray
     frames: np.ndarray
+    source_size: tuple[int, int] = (0, 0)
 
 
 def _prepare(
@@ -182,7 +183,9 @@ def _prepare(
     small_frames: list[np.ndarray] = []
     small_masks: list[np.ndarray] = []
     writer: _Mp4vMaskWriter | None = None
+    source_size = (0, 0)
     for frame in _iter_source(source, n, mode):
+        source_size = (frame.shape[1], frame.shape[0])
         if size is None:
             size = M.metric_size(frame.shape[1], frame.shape[0])
         small_frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
@@ -208,7 +211,7 @@ def _prepare(
         masks = writer.read_back(size)
     else:
         masks = np.stack(small_masks)
-    return _Clip(masks=masks, frames=np.stack(small_frames))
+    return _Clip(masks=masks, frames=np.stack(small_frames), source_size=source_size)
 
 
 def compare_clips(generated: np.ndarray, real: np.ndarray, fps: float, mode: Mode = "fast") -> MetricValues:
@@ -471,6 +474,7 @@ class Evaluator:
         self._cache = ArrayCache(self.cache_dir / "physics_iq") if self.cache_dir is not None else None
         self._memo: OrderedDict[int, RealSide] = OrderedDict()
         self._lock = threading.Lock()
+        self._resized: dict[int, str] = {}
         self._pairs: dict[int, ViewPair] | None = None
         self.cache_hits = 0
         self.cache_misses = 0
@@ -564,7 +568,11 @@ class Evaluator:
                 arrays, meta = entry
                 side = RealSide(
                     size=(int(meta["size"][0]), int(meta["size"][1])),
-                    take1=_Clip(_unpack(arrays["masks1"], arrays["masks1_shape"]), arrays["frames1"]),
+                    take1=_Clip(
+                        _unpack(arrays["masks1"], arrays["masks1_shape"]),
+                        arrays["frames1"],
+                        source_size=(int(meta["source_size"][0]), int(meta["source_size"][1])),
+                    ),
                     take2=_Clip(_unpack(arrays["masks2"], arrays["masks2_shape"]), arrays["frames2"]),
                     variance=_comparison_from_meta(meta["variance"]),
                 )
@@ -587,7 +595,11 @@ class Evaluator:
                         "frames1": side.take1.frames,
                         "frames2": side.take2.frames,
                     },
-                    {"size": list(side.size), "variance": _comparison_meta(side.variance)},
+                    {
+                        "size": list(side.size),
+                        "source_size": list(side.take1.source_size),
+                        "variance": _comparison_meta(side.variance),
+                    },
                 )
         with self._lock:
             self._memo[pair.take1.id] = side
@@ -630,6 +642,10 @@ class Evaluator:
         finally:
             if work_dir is not None:
                 shutil.rmtree(work_dir, ignore_errors=True)
+        if clip.source_size != side.take1.source_size:
+            (gw, gh), (rw, rh) = clip.source_size, side.take1.source_size
+            with self._lock:
+                self._resized[pair.take1.id] = f"{name or 'the clip'} ({gw}x{gh} vs {rw}x{rh})"
         compat = self.mode == "compat"
         return ViewResult(
             scenario=pair.scenario,
@@ -682,6 +698,8 @@ class Evaluator:
         """
         folder = validated or self.validate(generated_dir)
         pairs = self.pairs()
+        with self._lock:
+            self._resized.clear()
         by_scenario: dict[str, list[tuple[ViewPair, Path]]] = {}
         for p in pairs:
             by_scenario.setdefault(p.scenario, []).append((p, folder.files[p.take1.id]))
@@ -708,13 +726,21 @@ class Evaluator:
                             progress(len(done))
             finally:
                 cv2.setNumThreads(previous)
+        warnings = list(folder.warnings)
+        if self._resized:
+            resized = [self._resized[i] for i in sorted(self._resized)]
+            warnings.append(
+                f"{len(resized)} video(s) differ in size from the real video: they are resized to a quarter of "
+                f"the real size for the metrics, as in the official evaluator: {listing(resized)}"
+            )
+            logger.info("%s", warnings[-1])
         return FolderResults.from_views(
             views,
             mode=self.mode,
             fps=self.fps,
             dataset=self.layout.root,
             generated_dir=Path(generated_dir),
-            warnings=folder.warnings,
+            warnings=tuple(warnings),
         )
 
 

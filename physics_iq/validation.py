@@ -62,7 +62,7 @@ def quick_probe(path: str | Path) -> VideoInfo:
     return VideoInfo(path=path, fps=float(rate), frame_count=count, width=width, height=height)
 
 
-def _listing(items: list[str]) -> str:
+def listing(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
 
@@ -110,10 +110,10 @@ def check_dataset(layout: DatasetLayout, fps: int) -> list[ViewPair]:
             if not path.is_file()
         ]
         if missing_files:
-            problems.append(f"{len(missing_files)} testing video(s) missing: {_listing(missing_files)}")
+            problems.append(f"{len(missing_files)} testing video(s) missing: {listing(missing_files)}")
     if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise DatasetError(f"{layout.root}: {len(problems)} dataset problem(s):\n{listing}")
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise DatasetError(f"{layout.root}: {len(problems)} dataset problem(s):\n{lines}")
     return layout.pairs()
 
 
@@ -147,7 +147,8 @@ def validate_generated_folder(
     sub-folders are ignored.
 
     Warnings (scored anyway, as the official evaluator does): videos longer than 5 s (the first 5 s are
-    scored), videos whose size differs from the real one (resized to it).
+    scored). Videos whose size differs from the real one are resized; the evaluator reports those once it has
+    decoded them (probing every real video here would cost as much as scoring a cached model).
 
     Args:
         layout: The dataset.
@@ -181,7 +182,7 @@ def validate_generated_folder(
             files[id_] = path
     if extra:
         problems.append(
-            f"{len(extra)} extra file(s) that are not '{{ID}}_{{perspective}}_{{scenario}}.mp4': {_listing(extra)}"
+            f"{len(extra)} extra file(s) that are not '{{ID}}_{{perspective}}_{{scenario}}.mp4': {listing(extra)}"
         )
     if not files and not extra and not problems:
         example = take1[min(take1)].generated_video_name
@@ -190,7 +191,7 @@ def validate_generated_folder(
         )
     missing = [take1[i].generated_video_name for i in sorted(take1) if i not in files]
     if missing:
-        problems.append(f"{len(missing)} of {len(take1)} video(s) missing: {_listing(missing)}")
+        problems.append(f"{len(missing)} of {len(take1)} video(s) missing: {listing(missing)}")
 
     infos: dict[int, VideoInfo] = {}
     for id_, path in files.items():
@@ -208,7 +209,7 @@ def validate_generated_folder(
         if off:
             why = "--fps" if fps is not None else f"the other {rates[chosen]} video(s)"
             problems.append(
-                f"inconsistent frame rates: expected {chosen:g} fps like {why}, got {_listing(off)}"
+                f"inconsistent frame rates: expected {chosen:g} fps like {why}, got {listing(off)}"
             )
         if abs(chosen - round(chosen)) > 1e-3:
             problems.append(f"frame rate {chosen:g} fps is not one the benchmark uses (8, 16, 24, 30)")
@@ -226,7 +227,7 @@ def validate_generated_folder(
         if short:
             problems.append(
                 f"{len(short)} video(s) shorter than {TEST_SECONDS:g} s (need {needed} frames at "
-                f"{chosen:g} fps): {_listing(short)}"
+                f"{chosen:g} fps): {listing(short)}"
             )
         long = [
             f"{info.path.name} ({info.duration:.2f} s)"
@@ -236,28 +237,13 @@ def validate_generated_folder(
         if long:
             warnings.append(
                 f"{len(long)} video(s) longer than {TEST_SECONDS:g} s: only the first {TEST_SECONDS:g} s are "
-                f"scored, as in the official evaluator: {_listing(long)}"
+                f"scored, as in the official evaluator: {listing(long)}"
             )
     if problems:
         raise ValidationError(folder, problems)
     assert chosen is not None  # files were found and all probed, so rates is non-empty
-    fps_int = round(chosen)
-    resized = []
-    for id_, info in infos.items():
-        real = layout.testing_video(take1[id_], fps_int)
-        try:
-            real_info = quick_probe(real)
-        except VideoReadError as exc:
-            raise DatasetError(str(exc)) from exc
-        if real_info.size != info.size:
-            resized.append(
-                f"{info.path.name} ({info.width}x{info.height} vs {real_info.width}x{real_info.height})"
-            )
-    if resized:
-        warnings.append(
-            f"{len(resized)} video(s) differ in size from the real video: they are resized to a quarter of the "
-            f"real size for the metrics, as in the official evaluator: {_listing(resized)}"
-        )
     for message in warnings:
         logger.info("%s", message)  # returned to the caller too; the CLI shows them
-    return GeneratedFolder(folder=folder, fps=fps_int, files=files, infos=infos, warnings=tuple(warnings))
+    return GeneratedFolder(
+        folder=folder, fps=round(chosen), files=files, infos=infos, warnings=tuple(warnings)
+    )

@@ -158,6 +158,8 @@ def score(
                 progress=lambda n: progress.advance(task, n),
                 validated=folder,
             )
+        for message in results.warnings[len(folder.warnings) :]:
+            err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
         trajectory = _trajectory(layout, generated_dir, folder.fps, err)
         if trajectory is not None:
             results.extra["trajectory"] = trajectory
