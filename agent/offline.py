@@ -37,6 +37,7 @@ _ASPECTS = {
 }
 _COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
+_RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?|dropped)\b", re.I)
 
 
 def _key(sentence: str) -> tuple[str, str] | None:
@@ -96,11 +97,18 @@ class OfflineReasoner:
         """Qualitative expectations from the prefix tracks (no numbers: those come from critiques)."""
         statements = []
         objects = []
+        # The description may announce a release after the switch frame ("the grabbers let go"): objects
+        # resting above the floor then fall, which a still prefix alone cannot show.
+        releases = bool(_RELEASE.search(scene.description))
+        floor_y = scene.prefix_motion.floor_y
+        heights = {b.colour: b.y + b.radius for b in scene.switch_blobs}
         for m in scene.prefix_motion.objects:
             objects.append(f"{m.colour} ball")
             vx, vy = m.velocity
             moving = math.hypot(vx, vy) > 5
-            if moving:
+            if not moving and releases and heights.get(m.colour, floor_y) < floor_y - 6:
+                statements.append(f"The {m.colour} ball is let go and falls.")
+            elif moving:
                 side = "right" if vx > 3 else "left" if vx < -3 else ""
                 statements.append(
                     f"The {m.colour} ball keeps moving{' to the ' + side if side else ''}"
@@ -135,10 +143,33 @@ class OfflineReasoner:
                 Violation(frames=(first, last), object=obj, law=law, severity=severity, detail=detail)
             )
 
+        releases = bool(_RELEASE.search(scene.description))
+        heights = {b.colour: b.y + b.radius for b in scene.switch_blobs}
         for m in after.objects:
             pre = before.get(m.name)
+            # An object resting above the floor when the description announces a release is expected to
+            # start falling: a downward start is gravity, not a velocity jump.
+            released = (
+                releases
+                and pre is not None
+                and math.hypot(*pre.velocity) <= 5
+                and heights.get(m.colour, floor_y) < floor_y - 6
+            )
+            if released:
+                sy = m.start_velocity[1]
+                if sy < 5 and m.lowest_y < heights.get(m.colour, floor_y) + 3:
+                    error += 1.0
+                    flag(
+                        0,
+                        len(frames),
+                        m.name,
+                        "gravity",
+                        "high",
+                        "the description says it is let go, but it does not fall",
+                    )
+                    changes.append(f"The {m.colour} ball is let go and falls.")
             # -- velocity continuity at the switch frame
-            if have_prefix and pre is not None:
+            if have_prefix and pre is not None and not released:
                 vx0, vy0 = pre.velocity
                 if pre.gravity and not (pre.bounces and pre.bounces[-1] >= len(scene.prefix) - 3):
                     vy0 += pre.gravity / scene.fps  # the fit's centre is one frame before the switch

@@ -18,13 +18,16 @@ import csv
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import cv2
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 
+from agent.budget import Budget, MeteredVLM, RunLimits, UsageMeter
 from agent.graph import GraphDeps, build_graph
 from agent.prompting import PromptSet
 from agent.reasoning import Reasoner, Scene, make_scene
@@ -38,6 +41,18 @@ logger = logging.getLogger(__name__)
 
 VARIANTS: tuple[str, ...] = ("loop_1", "final", "honest_ensemble", "oracle", "static")
 
+#: Synthetic-suite scenarios ``physrefine demo`` refines: the ones whose motion the offline stack can model
+#: (translating balls and pucks under gravity, contact, friction). Not in the set, and why (measured, see the
+#: README): pendulum-strike (a rod constraint the physics prior does not model), domino-chain (rotation),
+#: magnet-attract (no attraction force in the prior), and the fluid/optics/thermodynamics scenes.
+DEMO_SCENARIOS: tuple[str, ...] = (
+    "synthetic-ball-bounce",
+    "synthetic-two-ball-collision",
+    "synthetic-ramp-roll-slide",
+    "synthetic-mirror-table-bounce",
+    "synthetic-magnet-repel",
+)
+
 
 def _options(raw: dict[str, str]) -> dict[str, Any]:
     """CLI ``KEY=VALUE`` strings to Python values (JSON where it parses: numbers, booleans, lists)."""
@@ -50,8 +65,11 @@ def _options(raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def build_reasoner(config: RunConfig, prompts: PromptSet) -> Reasoner:
-    """``offline`` -> the motion-grounded critic; any other name -> ``VLMS`` backend through templates."""
+def build_reasoner(config: RunConfig, prompts: PromptSet, meter: UsageMeter | None = None) -> Reasoner:
+    """``offline`` -> the motion-grounded critic; any other name -> ``VLMS`` backend through templates.
+
+    With a ``meter``, every VLM reply is counted (tokens, cost) for the run's budgets and progress display.
+    """
     if config.vlm == "offline":
         from agent.offline import OfflineReasoner
 
@@ -60,16 +78,29 @@ def build_reasoner(config: RunConfig, prompts: PromptSet) -> Reasoner:
     from agent.vlm import VLMS
 
     vlm = VLMS.resolve(config.vlm)(**_options(config.vlm_options))
+    if meter is not None:
+        vlm = MeteredVLM(vlm, meter)
     return VLMReasoner(vlm, prompts, grounding=config.grounding)
 
 
-def select_pairs(layout: DatasetLayout, wanted: list[str]) -> list[ViewPair]:
-    """Pairs whose scenario slug, ID or generated name is in ``wanted`` (all when empty).
+def select_pairs(layout: DatasetLayout, wanted: list[str], categories: Sequence[str] = ()) -> list[ViewPair]:
+    """Pairs whose scenario slug, ID or generated name is in ``wanted`` (all when empty), restricted to
+    ``categories`` (case-insensitive; all when empty).
 
     Raises:
-        DatasetError: a wanted name matches nothing (listing the scenarios there are).
+        DatasetError: a wanted name or category matches nothing (listing those there are).
     """
     pairs = layout.pairs()
+    if categories:
+        known = sorted({p.take1.category for p in pairs})
+        lowered = {c.lower() for c in known}
+        unknown = [c for c in categories if c.lower() not in lowered]
+        if unknown:
+            raise DatasetError(
+                f"{layout.descriptions_path}: no category {unknown}; known: {', '.join(known)}"
+            )
+        chosen_categories = {c.lower() for c in categories}
+        pairs = [p for p in pairs if p.take1.category.lower() in chosen_categories]
     if not wanted:
         return pairs
     chosen = []
@@ -99,13 +130,18 @@ class Refinement:
     """One configured run over a dataset (see :func:`run_refinement`)."""
 
     def __init__(
-        self, config: RunConfig, run_dir: str | Path, on_event: Callable[[dict[str, Any]], None] | None = None
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        limits: RunLimits | None = None,
     ):
         from generators import GENERATORS
 
         self.config = config
+        self.limits = limits or RunLimits()
         self.layout = DatasetLayout(config.dataset)
-        self.pairs = select_pairs(self.layout, config.scenarios)
+        self.pairs = select_pairs(self.layout, config.scenarios, config.categories)
         if config.fps not in self.layout.fps_available():
             raise DatasetError(
                 f"{self.layout.root}: no testing videos at {config.fps} FPS (available: {self.layout.fps_available()})"
@@ -113,7 +149,8 @@ class Refinement:
         self.prompts = PromptSet(config.prompt_set)
         # Build the backends before touching the run directory: a typo must not leave a config behind.
         self.generator = GENERATORS.resolve(config.generator)(**_options(config.generator_options))
-        self.reasoner = build_reasoner(config, self.prompts)
+        self.meter = UsageMeter(Path(run_dir) / "usage.json")
+        self.reasoner = build_reasoner(config, self.prompts, self.meter)
         self.run = RunDir(run_dir, config)
         self.resumed = self.run.open(
             {
@@ -138,6 +175,11 @@ class Refinement:
                 self.layout, config.fps, mode="fast", cache_dir=self.run.root / "cache"
             )
         self.on_event = on_event
+        self.budget = Budget(self.limits, self.meter)
+        # Limits may change between invocations (a rerun with a larger budget resumes): record each one.
+        (self.run.root / "limits.json").write_text(
+            json.dumps(self.limits.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
+        )
 
     # -- helpers given to the graph ---------------------------------------------------------------------
     def name(self, take1_id: int) -> str:
@@ -218,7 +260,39 @@ class Refinement:
         }
 
     # -- the run -------------------------------------------------------------------------------------------
+    def _run_scenario(self, graph: CompiledStateGraph, pair: ViewPair) -> dict[str, Any] | None:
+        """Run (or resume) one scenario's thread; ``None`` when a limit stopped it before the end."""
+        take1_id = pair.take1.id
+        cfg: RunnableConfig = {
+            "configurable": {"thread_id": self.name(take1_id)},
+            "recursion_limit": 40 + 10 * self.config.loops,
+        }
+        snapshot = graph.get_state(cfg)
+        if snapshot.values and not snapshot.next:
+            self.trace({"node": "resume", "take1_id": take1_id, "status": "already finished"})
+            self.trace({"node": "scenario_done", "take1_id": take1_id})
+            return dict(snapshot.values)
+        if self.budget.exhausted():
+            return None
+        graph_input: dict[str, Any] | None
+        if snapshot.next:
+            self.trace(
+                {"node": "resume", "take1_id": take1_id, "status": f"resuming at {list(snapshot.next)}"}
+            )
+            graph_input = None
+        else:
+            self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario})
+            graph_input = {"take1_id": take1_id}
+        # Stream node by node so that a budget is checked between steps; stopping leaves the sqlite
+        # checkpoint of the last finished step, from which a rerun resumes.
+        for _ in graph.stream(graph_input, cfg, durability="sync", stream_mode="updates"):
+            if self.budget.exhausted():
+                return None
+        self.trace({"node": "scenario_done", "take1_id": take1_id})
+        return dict(graph.get_state(cfg).values)
+
     def run_all(self) -> dict[str, Any]:
+        """Refine every selected scenario (``limits.jobs`` at a time), score, write and return the summary."""
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         deps = GraphDeps(
@@ -237,33 +311,37 @@ class Refinement:
         connection = sqlite3.connect(str(self.run.checkpoint_path), check_same_thread=False)
         try:
             graph = build_graph(deps, checkpointer=SqliteSaver(connection))
-            finals = {}
-            for pair in self.pairs:
-                take1_id = pair.take1.id
-                cfg: RunnableConfig = {
-                    "configurable": {"thread_id": self.name(take1_id)},
-                    "recursion_limit": 40 + 10 * self.config.loops,
-                }
-                snapshot = graph.get_state(cfg)
-                if snapshot.values and not snapshot.next:
-                    self.trace({"node": "resume", "take1_id": take1_id, "status": "already finished"})
-                    values = snapshot.values
-                elif snapshot.next:
-                    self.trace(
-                        {
-                            "node": "resume",
-                            "take1_id": take1_id,
-                            "status": f"resuming at {list(snapshot.next)}",
-                        }
-                    )
-                    values = graph.invoke(None, cfg, durability="sync")
-                else:
-                    self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario})
-                    values = graph.invoke({"take1_id": take1_id}, cfg, durability="sync")
-                finals[take1_id] = values
+            if self.limits.jobs == 1:
+                results = [self._run_scenario(graph, pair) for pair in self.pairs]
+            else:
+                # Threads: generation (numpy/pymunk/torch/codecs) and VLM requests release the GIL, so
+                # one scenario's VLM calls overlap another's generation. Results are keyed by scenario and
+                # collected in dataset order, so they do not depend on the number of workers.
+                with ThreadPoolExecutor(max_workers=self.limits.jobs, thread_name_prefix="refine") as pool:
+                    results = list(pool.map(lambda pair: self._run_scenario(graph, pair), self.pairs))
         finally:
             connection.close()
+        finals = {
+            pair.take1.id: values
+            for pair, values in zip(self.pairs, results, strict=True)
+            if values is not None
+        }
+        unfinished = [
+            self.name(pair.take1.id) for pair, v in zip(self.pairs, results, strict=True) if v is None
+        ]
+        stopped_by = self.budget.exhausted() if unfinished else ""
+        if unfinished:
+            self.trace({"node": "budget", "stopped_by": stopped_by, "unfinished": unfinished})
+            logger.warning(
+                "run stopped (%s); %d scenario(s) unfinished; rerun to resume", stopped_by, len(unfinished)
+            )
         summary = self.summarise(finals)
+        summary["status"] = "stopped" if unfinished else "complete"
+        summary["stopped_by"] = stopped_by
+        summary["unfinished"] = unfinished
+        summary["usage"] = self.meter.snapshot()
+        summary["limits"] = self.limits.model_dump(mode="json")
+        summary["elapsed_s"] = round(self.budget.elapsed(), 2)
         (self.run.root / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         self._write_csv(summary)
         return summary
@@ -328,10 +406,17 @@ class Refinement:
 
 
 def run_refinement(
-    config: RunConfig, run_dir: str | Path, on_event: Callable[[dict[str, Any]], None] | None = None
+    config: RunConfig,
+    run_dir: str | Path,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    limits: RunLimits | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the refinement loop over ``config.dataset`` into ``run_dir``; return the summary."""
-    return Refinement(config, run_dir, on_event).run_all()
+    """Run (or resume) the refinement loop over ``config.dataset`` into ``run_dir``; return the summary.
+
+    The summary's ``status`` is ``"complete"``, or ``"stopped"`` when a limit ended the run early (then
+    ``stopped_by`` says which and ``unfinished`` lists the scenarios a rerun will resume).
+    """
+    return Refinement(config, run_dir, on_event, limits).run_all()
 
 
-__all__ = ["VARIANTS", "Refinement", "run_refinement", "select_pairs"]
+__all__ = ["DEMO_SCENARIOS", "VARIANTS", "Refinement", "run_refinement", "select_pairs"]

@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -63,6 +64,7 @@ class RunConfig(BaseModel):
     seeds: int = Field(default=2, ge=1, le=64)
     seed: int = 0
     scenarios: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
     prompt_set: str = "default"
     grounding: bool = True
     score: bool = True
@@ -130,6 +132,9 @@ class RunDir:
         wanted = self.config.model_dump(mode="json")
         if config_path.is_file():
             existing = json.loads(config_path.read_text(encoding="utf-8"))
+            # Fields added since (with their defaults) do not make an older run look different.
+            with contextlib.suppress(ValueError):
+                existing = RunConfig.model_validate(existing).model_dump(mode="json")
             if existing != wanted:
                 fields = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
                 raise RunConfigError(

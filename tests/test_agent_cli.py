@@ -13,15 +13,25 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.minimal_suite import build_minimal_suite
+from physics_iq.synthetic import build_suite
 
 runner = CliRunner()
 
 
 def test_demo_end_to_end_json(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app, ["demo", "--out", str(tmp_path / "demo"), "--loops", "2", "--seeds", "1", "--json"]
-    )
+    out = tmp_path / "demo"
+    args = [
+        "demo",
+        "--out",
+        str(out),
+        "--scenarios",
+        "synthetic-magnet-repel",
+        "--loops",
+        "2",
+        "--seeds",
+        "1",
+    ]
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     for key in ("loop_1", "final", "honest_ensemble", "oracle", "static", "physical_variance"):
@@ -33,8 +43,14 @@ def test_demo_end_to_end_json(tmp_path: Path) -> None:
     provenance = json.loads((run / "provenance.json").read_text())
     assert set(provenance["prompt_set"]["templates"]) >= {"predict", "critique", "rewrite"}
     assert (run / "summary.csv").is_file() and (run / "trace.jsonl").is_file()
+    assert len(summary["scenarios"]) == 3  # one scenario seen by the suite's three cameras
     for entry in summary["scenarios"]:
         assert entry["oracle"] >= entry["honest_ensemble"] - 1e-6  # the oracle is an upper bound
+    assert summary["status"] == "complete" and summary["unfinished"] == []
+    assert (out / "suite" / "synthetic_suite.json").is_file()
+    again = runner.invoke(app, [*args, "--json"])  # reuses the suite (manifest) and the finished run
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["overall"] == summary["overall"]
 
 
 def test_refine_help_lists_backends() -> None:
@@ -44,11 +60,13 @@ def test_refine_help_lists_backends() -> None:
 
 
 def test_refine_rejects_unknown_backend_and_changed_config(tmp_path: Path) -> None:
-    suite = build_minimal_suite(tmp_path / "suite", scenarios=["rolling-ball"])
+    suite = build_suite(tmp_path / "suite", scenarios=["synthetic-magnet-repel"], jobs=1)
     base = [
         "refine",
         "--dataset",
         str(suite.root),
+        "--scenarios",
+        "2",
         "--run-dir",
         str(tmp_path / "run"),
         "--loops",
@@ -66,7 +84,7 @@ def test_refine_rejects_unknown_backend_and_changed_config(tmp_path: Path) -> No
 def _refine_cmd(suite: Path, run_dir: Path) -> list[str]:
     return [
         sys.executable, "-m", "agent.cli", "refine", "--dataset", str(suite), "--run-dir", str(run_dir),
-        "--loops", "2", "--seeds", "2", "--generator-opt", "delay_s=0.4", "--json",
+        "--scenarios", "2", "--loops", "2", "--seeds", "2", "--generator-opt", "delay_s=0.4", "--json",
     ]  # fmt: skip
 
 
@@ -81,7 +99,7 @@ def _comparable(summary: dict) -> dict:
 
 
 def test_kill_mid_generation_and_resume(tmp_path: Path) -> None:
-    suite = build_minimal_suite(tmp_path / "suite", scenarios=["bouncing-ball"]).root
+    suite = build_suite(tmp_path / "suite", scenarios=["synthetic-two-ball-collision"], jobs=1).root
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run_dir = tmp_path / "run"
     process = subprocess.Popen(

@@ -81,33 +81,105 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
     console.print(f"run directory: [bold]{summary['run_dir']}[/]")
 
 
-def _run(config: Any, run_dir: Path, as_json: bool) -> None:
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+class _LiveDisplay:
+    """The live rich display of a run on stderr: scenarios done (with ETA), what each worker is doing
+    (scenario, loop, attempts), VLM tokens and estimated cost. stdout stays free for ``--json``."""
 
-    from agent.refine import run_refinement
+    def __init__(self, console: Any, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[usage]}"),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("scenarios", total=total, usage="")
+        self.active: dict[int, str] = {}
+        self.attempts: dict[int, int] = {}
+        self.meter: Any = None
+
+    def __enter__(self) -> _LiveDisplay:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        take1_id = event.get("take1_id")
+        node = event.get("node", "")
+        if take1_id is None:
+            return
+        if node == "generate" and not event.get("error"):
+            self.attempts[take1_id] = self.attempts.get(take1_id, 0) + 1
+        if node == "scenario_done":
+            self.active.pop(take1_id, None)
+            self.progress.advance(self.task)
+        else:
+            loop = f" loop {event['loop']}" if "loop" in event else ""
+            self.active[take1_id] = f"#{take1_id}{loop} {node} ({self.attempts.get(take1_id, 0)} att.)"
+        usage = ""
+        if self.meter is not None:
+            snap = self.meter.snapshot()
+            approx = "~" if snap["estimated_calls"] else ""
+            usage = f"VLM {approx}{snap['tokens']} tok ${snap['cost_usd']:.4f}"
+        current = " | ".join(self.active[k] for k in sorted(self.active)[:3])
+        self.progress.update(
+            self.task, description=f"scenarios [{current}]" if current else "scenarios", usage=usage
+        )
+
+
+def _print_usage(summary: dict[str, Any], console: Any) -> None:
+    usage = summary.get("usage", {})
+    if usage.get("calls"):
+        approx = " (estimated for some calls)" if usage.get("estimated_calls") else ""
+        unpriced = (
+            f"; {usage['unpriced_calls']} call(s) without a price" if usage.get("unpriced_calls") else ""
+        )
+        console.print(
+            f"VLM: {usage['calls']} call(s), {usage['tokens']} token(s){approx}, "
+            f"${usage['cost_usd']:.4f}{unpriced}"
+        )
+    if summary.get("status") == "stopped":
+        console.print(
+            f"[bold yellow]stopped early[/] ({summary['stopped_by']}); {len(summary['unfinished'])} scenario(s) "
+            "unfinished: rerun the same command (with a larger budget) to resume"
+        )
+
+
+def _run(config: Any, run_dir: Path, as_json: bool, limits: Any = None) -> None:
+    from rich.console import Console
+
+    from agent.refine import Refinement
 
     console = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-
-        def on_event(event: dict[str, Any]) -> None:
-            where = f"scenario {event.get('take1_id', '')}"
-            loop = f" loop {event['loop']}" if "loop" in event else ""
-            progress.update(task, description=f"{where}{loop}: {event.get('node', '')}")
-
-        summary = run_refinement(config, run_dir, on_event=on_event)
+    refinement = Refinement(config, run_dir, limits=limits)
+    with _LiveDisplay(console, len(refinement.pairs)) as display:
+        display.meter = refinement.meter
+        refinement.on_event = display.on_event
+        summary = refinement.run_all()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
+        _print_usage(summary, console)
     else:
-        _print_table(summary, Console())
+        out = Console()
+        _print_table(summary, out)
+        _print_usage(summary, out)
 
 
 def register(app: typer.Typer) -> None:
@@ -116,26 +188,45 @@ def register(app: typer.Typer) -> None:
     @app.command(help=_backends_help())
     def refine(
         dataset: Annotated[
-            Path, typer.Option("--dataset", help="Dataset folder (descriptions.csv, split-videos/...).")
-        ],
-        run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory (created; rerun to resume).")],
-        fps: Annotated[int, typer.Option("--fps", help="Benchmark frame rate to work at.")] = 8,
+            Path | None,
+            typer.Option("--dataset", help="Dataset folder (descriptions.csv, split-videos/...). Required."),
+        ] = None,
+        run_dir: Annotated[
+            Path | None, typer.Option("--run-dir", help="Run directory (created; rerun to resume). Required.")
+        ] = None,
+        config_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--config",
+                help="Settings file (.toml/.yaml) with the option names below; the command line wins.",
+            ),
+        ] = None,
+        fps: Annotated[int | None, typer.Option("--fps", help="Benchmark frame rate to work at [8].")] = None,
         mode: Annotated[
-            str, typer.Option("--mode", help="i2v (switch frame only) or v2v (conditioning clip).")
-        ] = "v2v",
+            str | None,
+            typer.Option("--mode", help="i2v (switch frame only) or v2v (conditioning clip) [v2v]."),
+        ] = None,
         generator: Annotated[
-            str, typer.Option("--generator", help="Generator name (see above).")
-        ] = "physics-prior",
-        vlm: Annotated[str, typer.Option("--vlm", help="'offline' or a VLM backend name.")] = "offline",
-        loops: Annotated[int, typer.Option("--loops", help="Maximum refinement loops.")] = 4,
-        seeds: Annotated[int, typer.Option("--seeds", help="Attempts (seeds) per loop.")] = 2,
-        seed: Annotated[int, typer.Option("--seed", help="Base seed.")] = 0,
+            str | None, typer.Option("--generator", help="Generator name (see above) [physics-prior].")
+        ] = None,
+        vlm: Annotated[
+            str | None, typer.Option("--vlm", help="'offline' or a VLM backend name [offline].")
+        ] = None,
+        loops: Annotated[int | None, typer.Option("--loops", help="Maximum refinement loops [4].")] = None,
+        seeds: Annotated[int | None, typer.Option("--seeds", help="Attempts (seeds) per loop [2].")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Base seed [0].")] = None,
         scenarios: Annotated[
-            str, typer.Option("--scenarios", help="Comma-separated scenario slugs or IDs.")
-        ] = "",
+            str | None, typer.Option("--scenarios", help="Comma-separated scenario slugs or IDs.")
+        ] = None,
+        categories: Annotated[
+            str | None,
+            typer.Option(
+                "--categories", help="Comma-separated categories, e.g. 'Solid Mechanics,Magnetism'."
+            ),
+        ] = None,
         prompt_set: Annotated[
-            str, typer.Option("--prompt-set", help="Prompt set name or folder.")
-        ] = "default",
+            str | None, typer.Option("--prompt-set", help="Prompt set name or folder [default].")
+        ] = None,
         model: Annotated[str | None, typer.Option("--model", help="Generator model id or path.")] = None,
         dtype: Annotated[str | None, typer.Option("--dtype", help="Generator dtype.")] = None,
         device: Annotated[str | None, typer.Option("--device", help="Generator device.")] = None,
@@ -149,38 +240,60 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-grounding", help="Do not give VLMs tracker text.")
         ] = False,
         no_score: Annotated[bool, typer.Option("--no-score", help="Skip Physics-IQ scoring.")] = False,
+        max_vlm_tokens: Annotated[
+            int | None, typer.Option("--max-vlm-tokens", help="Stop once the VLM used this many tokens.")
+        ] = None,
+        max_cost_usd: Annotated[
+            float | None,
+            typer.Option("--max-cost-usd", help="Stop once the VLM's estimated cost reaches this."),
+        ] = None,
+        time_limit: Annotated[
+            str | None,
+            typer.Option("--time-limit", help="Stop after this wall-clock time (90, 90s, 10m, 1h30m)."),
+        ] = None,
+        jobs: Annotated[
+            int | None, typer.Option("--jobs", help="Scenarios refined concurrently (threads) [1].")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     ) -> None:
-        from pydantic import ValidationError
+        from agent.settings import SettingsError, resolve_settings
 
-        from agent.runs import RunConfig
-
+        given: dict[str, Any] = {
+            "dataset": dataset,
+            "run_dir": run_dir,
+            "fps": fps,
+            "mode": mode,
+            "generator": generator,
+            "vlm": vlm,
+            "loops": loops,
+            "seeds": seeds,
+            "seed": seed,
+            "scenarios": scenarios,
+            "categories": categories,
+            "prompt_set": prompt_set,
+            "max_vlm_tokens": max_vlm_tokens,
+            "max_cost_usd": max_cost_usd,
+            "time_limit": time_limit,
+            "jobs": jobs,
+            "grounding": False if no_grounding else None,
+            "score": False if no_score else None,
+        }
+        cli = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
         gen_opts = {
             k: v for k, v in {"model": model, "dtype": dtype, "device": device}.items() if v is not None
         }
         gen_opts.update(_pairs(generator_opt, "--generator-opt"))
         vlm_opts = {k: v for k, v in {"model": vlm_model, "base_url": base_url}.items() if v is not None}
         vlm_opts.update(_pairs(vlm_opt, "--vlm-opt"))
+        if gen_opts:
+            cli["generator_options"] = gen_opts
+        if vlm_opts:
+            cli["vlm_options"] = vlm_opts
         try:
-            config = RunConfig(
-                dataset=str(dataset.resolve()),
-                fps=fps,
-                mode=mode,  # type: ignore[arg-type]  # pydantic validates the literal
-                generator=generator,
-                generator_options=gen_opts,
-                vlm=vlm,
-                vlm_options=vlm_opts,
-                loops=loops,
-                seeds=seeds,
-                seed=seed,
-                scenarios=[s.strip() for s in scenarios.split(",") if s.strip()],
-                prompt_set=prompt_set,
-                grounding=not no_grounding,
-                score=not no_score,
-            )
-        except ValidationError as exc:
+            settings = resolve_settings(cli, config_file)
+        except SettingsError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        _run(config, run_dir, as_json)
+        _run(settings.config, settings.run_dir, as_json, settings.limits)
 
     @app.command()
     def demo(
@@ -189,13 +302,28 @@ def register(app: typer.Typer) -> None:
         ),
         loops: Annotated[int, typer.Option("--loops", help="Maximum refinement loops.")] = 4,
         seeds: Annotated[int, typer.Option("--seeds", help="Attempts per loop.")] = 2,
+        scenarios: Annotated[
+            str,
+            typer.Option(
+                "--scenarios", help="Comma-separated synthetic-suite scenarios (default: the demo set)."
+            ),
+        ] = "",
+        jobs: Annotated[int, typer.Option("--jobs", help="Scenarios refined concurrently (threads).")] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     ) -> None:
-        """The main job offline: build the built-in scenario set, refine with the offline critic and the
-        physics-prior generator (neither is a neural model), score, and print loop 1 vs final vs ensembles."""
-        from agent.minimal_suite import build_minimal_suite
+        """The main job offline: build (or reuse) a handful of synthetic-suite scenarios (pymunk, three
+        cameras, 8 FPS), refine them with the offline critic and the physics-prior generator (neither is a
+        neural model), score, and print loop 1 vs final vs ensembles vs static vs physical variance."""
+        from agent.budget import RunLimits
+        from agent.refine import DEMO_SCENARIOS
         from agent.runs import RunConfig
+        from physics_iq.synthetic import SuiteError, build_suite
 
-        layout = build_minimal_suite(out / "suite", fps=8)
+        names = [s.strip() for s in scenarios.split(",") if s.strip()] or list(DEMO_SCENARIOS)
+        try:
+            # Reused when the folder holds a suite built with the same arguments (checked via its manifest).
+            layout = build_suite(out / "suite", scenarios=names, fps=8, seed=0, jobs=min(2, len(names)))
+        except SuiteError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scenarios/--out") from exc
         config = RunConfig(dataset=str(layout.root.resolve()), fps=8, mode="v2v", loops=loops, seeds=seeds)
-        _run(config, out / "run", as_json)
+        _run(config, out / "run", as_json, RunLimits(jobs=jobs))

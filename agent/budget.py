@@ -1,0 +1,149 @@
+"""Run limits (VLM tokens, cost, wall clock, worker threads) and the VLM usage meter that enforces them.
+
+Limits are not part of :class:`~agent.runs.RunConfig`: they decide *when* a run stops, not *what* it
+computes, so a run stopped by a budget resumes when rerun with a larger one. Usage is persisted in the run
+directory (``usage.json``) and therefore counts across resumed invocations.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.vlm.base import VLM, Message, VLMReply
+
+#: Rough tokens per image when a backend does not report usage (a 512 px tile in common VLM APIs).
+IMAGE_TOKENS_ESTIMATE = 256
+#: Characters per token for the estimate when a backend does not report usage (English text, BPE).
+CHARS_PER_TOKEN = 4
+
+
+class RunLimits(BaseModel):
+    """When to stop and how many scenarios to work on at once (saved as ``limits.json`` per invocation).
+
+    Attributes:
+        max_vlm_tokens: Stop once the VLM used this many tokens (prompt + completion) in the whole run.
+        max_cost_usd: Stop once the VLM's estimated cost reaches this.
+        time_limit_s: Stop once this invocation ran this many seconds (wall clock).
+        jobs: Scenarios refined concurrently (threads); results do not depend on it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_vlm_tokens: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    time_limit_s: float | None = Field(default=None, gt=0)
+    jobs: int = Field(default=1, ge=1, le=64)
+
+
+class UsageMeter:
+    """Thread-safe running totals of VLM usage, persisted to ``path`` after every call.
+
+    Backends that report no token counts get an estimate (characters / 4, plus a fixed count per image);
+    calls counted that way are reported as ``estimated_calls``.
+
+    >>> import tempfile, pathlib
+    >>> meter = UsageMeter(pathlib.Path(tempfile.mkdtemp()) / "usage.json")
+    >>> meter.add(VLMReply("ok", "m", prompt_tokens=10, completion_tokens=2, cost_usd=0.01), [])
+    >>> meter.snapshot()["tokens"], meter.snapshot()["cost_usd"]
+    (12, 0.01)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._data: dict[str, Any] = {
+            "calls": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "estimated_calls": 0,
+            "unpriced_calls": 0,
+        }
+        if path.is_file():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            self._data.update({k: stored[k] for k in self._data if k in stored})
+
+    def add(self, reply: VLMReply, messages: Sequence[Message]) -> None:
+        """Count one reply (estimating tokens from ``messages`` when the backend reported none)."""
+        prompt, completion = int(reply.prompt_tokens), int(reply.completion_tokens)
+        estimated = prompt == 0 and completion == 0
+        if estimated:
+            chars = sum(len(m.text) for m in messages)
+            prompt = chars // CHARS_PER_TOKEN + IMAGE_TOKENS_ESTIMATE * sum(len(m.images) for m in messages)
+            completion = len(reply.text) // CHARS_PER_TOKEN
+        with self._lock:
+            self._data["calls"] += 1
+            self._data["prompt_tokens"] += prompt
+            self._data["completion_tokens"] += completion
+            self._data["estimated_calls"] += int(estimated)
+            if reply.cost_usd is None:
+                self._data["unpriced_calls"] += 1
+            else:
+                self._data["cost_usd"] = round(self._data["cost_usd"] + float(reply.cost_usd), 6)
+            tmp = self.path.with_suffix(".json.part")
+            tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path)  # atomic: a crash keeps the previous totals
+
+    def snapshot(self) -> dict[str, Any]:
+        """Totals so far: calls, prompt/completion tokens, ``tokens``, ``cost_usd`` and estimate counts."""
+        with self._lock:
+            data = dict(self._data)
+        data["tokens"] = data["prompt_tokens"] + data["completion_tokens"]
+        return data
+
+
+class MeteredVLM:
+    """A :class:`VLM` that reports every reply to a :class:`UsageMeter` (the agent never sees the difference)."""
+
+    def __init__(self, vlm: VLM, meter: UsageMeter) -> None:
+        self.vlm = vlm
+        self.meter = meter
+        self.name = getattr(vlm, "name", type(vlm).__name__)
+
+    def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
+        """Forward to the wrapped backend and count the reply."""
+        reply = self.vlm.chat(messages, json_schema=json_schema)
+        self.meter.add(reply, messages)
+        return reply
+
+
+class Budget:
+    """Checks the limits; :meth:`exhausted` names the first one reached (``""`` while within all).
+
+    Args:
+        limits: The limits.
+        meter: VLM usage of the whole run.
+        clock: Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, limits: RunLimits, meter: UsageMeter, clock: Any = time.monotonic) -> None:
+        self.limits = limits
+        self.meter = meter
+        self.clock = clock
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        """Seconds since this invocation started."""
+        return float(self.clock() - self.started)
+
+    def exhausted(self) -> str:
+        """The reason to stop now, or ``""``."""
+        usage = self.meter.snapshot()
+        limits = self.limits
+        if limits.max_vlm_tokens is not None and usage["tokens"] >= limits.max_vlm_tokens:
+            return f"max_vlm_tokens: {usage['tokens']} token(s) used, limit {limits.max_vlm_tokens}"
+        if limits.max_cost_usd is not None and usage["cost_usd"] >= limits.max_cost_usd:
+            return f"max_cost_usd: ${usage['cost_usd']:.4f} spent, limit ${limits.max_cost_usd:.4f}"
+        if limits.time_limit_s is not None and self.elapsed() >= limits.time_limit_s:
+            return f"time_limit: {self.elapsed():.1f} s elapsed, limit {limits.time_limit_s:g} s"
+        return ""
+
+
+__all__ = ["Budget", "MeteredVLM", "RunLimits", "UsageMeter"]

@@ -1,0 +1,177 @@
+"""``physrefine refine --config FILE``: a TOML or YAML settings file merged with command-line overrides.
+
+The file holds the same names as the command-line options (underscores, e.g. ``prompt_set``), plus
+``run_dir`` and the limits. The command line wins over the file; the result is validated by the run's own
+pydantic models (:class:`~agent.runs.RunConfig`, :class:`~agent.budget.RunLimits`), and every error names
+where the offending value came from (the file and field, or the command-line flag).
+
+Example file (TOML)::
+
+    dataset = "physics-iq-synthetic"
+    run_dir = "runs/baseline"
+    fps = 8
+    loops = 4
+    seeds = 2
+    categories = ["Solid Mechanics"]
+    max_cost_usd = 2.5
+    time_limit = "30m"
+    jobs = 2
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+from pydantic import BaseModel, ValidationError
+
+from agent.budget import RunLimits
+from agent.runs import RunConfig
+
+#: Keys of the file that are not RunConfig fields.
+EXTRA_KEYS = ("run_dir", "max_vlm_tokens", "max_cost_usd", "time_limit", "jobs")
+_LIMIT_FIELDS = {
+    "max_vlm_tokens": "max_vlm_tokens",
+    "max_cost_usd": "max_cost_usd",
+    "time_limit": "time_limit_s",
+}
+
+
+class SettingsError(ValueError):
+    """A settings file or an option value is invalid; the message names the file/field or flag."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective, validated settings of one ``refine`` invocation."""
+
+    config: RunConfig
+    limits: RunLimits
+    run_dir: Path
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"``.
+
+    >>> parse_duration("1h30m"), parse_duration(45), parse_duration("2.5m")
+    (5400.0, 45.0, 150.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 90, '90s', '10m' or '1h30m', got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
+    if not parts or re.sub(r"\s+", "", "".join(n + u for n, u in parts)) != re.sub(r"\s+", "", text):
+        raise ValueError(f"expected a duration such as 90, '90s', '10m' or '1h30m', got {value!r}")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def load_settings_file(path: Path) -> dict[str, Any]:
+    """Read a ``.toml``, ``.yaml`` or ``.yml`` settings file into a dict (keys checked, values not yet).
+
+    Raises:
+        SettingsError: missing/unreadable file, bad syntax, not a mapping, or an unknown key (with a
+            did-you-mean hint).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise SettingsError(f"{path}: expected a .toml, .yaml or .yml settings file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read settings file ({exc.strerror or exc})") from exc
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"{path}: expected a mapping of option names to values, got {type(data).__name__}"
+        )
+    known = [*RunConfig.model_fields, *EXTRA_KEYS]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key).replace("-", "_"), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SettingsError(f"{path}: unknown field {key!r}{hint} Known fields: {', '.join(known)}")
+    return data
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [s.strip() for s in value.split(",") if s.strip()]
+    return value
+
+
+def _where(key: str, cli: dict[str, Any], file: Path | None) -> str:
+    if key in cli or file is None:
+        return f"option --{key.replace('_', '-')}"
+    return f"{file}: field {key!r}"
+
+
+def _validate(model: type[BaseModel], values: dict[str, Any], origin: dict[str, str]) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = origin.get(field, f"field {field!r}")
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("; ".join(problems)) from exc
+
+
+def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Merge the file (if any) with the command-line values given (CLI wins) and validate them.
+
+    Args:
+        cli: Options given on the command line (names as in the file; omit those not given).
+        config_file: Optional settings file.
+
+    Raises:
+        SettingsError: naming the file and field or the flag of every invalid value.
+    """
+    values = load_settings_file(config_file) if config_file is not None else {}
+    values = {**values, **cli}
+    origin = {key: _where(key, cli, config_file) for key in values}
+    for key in ("scenarios", "categories"):
+        if key in values:
+            values[key] = _split_list(values[key])
+    run_dir = values.pop("run_dir", None)
+    if run_dir in (None, ""):
+        raise SettingsError("no run directory: pass --run-dir or set run_dir in the settings file")
+    if "dataset" not in values:
+        raise SettingsError("no dataset: pass --dataset or set dataset in the settings file")
+    values["dataset"] = str(Path(values["dataset"]).expanduser().resolve())
+    values.setdefault("fps", 8)  # the demo's and the synthetic suite's default frame rate
+    limit_values: dict[str, Any] = {}
+    for key in (*_LIMIT_FIELDS, "jobs"):
+        if key in values:
+            limit_values[_LIMIT_FIELDS.get(key, key)] = values.pop(key)
+    if "time_limit_s" in limit_values and limit_values["time_limit_s"] is not None:
+        try:
+            limit_values["time_limit_s"] = parse_duration(limit_values["time_limit_s"])
+        except ValueError as exc:
+            raise SettingsError(f"{origin['time_limit']}: {exc}") from exc
+    limit_origin = {_LIMIT_FIELDS.get(k, k): v for k, v in origin.items()}
+    config = _validate(RunConfig, values, origin)
+    limits = _validate(RunLimits, limit_values, limit_origin)
+    return Settings(config=config, limits=limits, run_dir=Path(str(run_dir)).expanduser())
+
+
+__all__ = ["Settings", "SettingsError", "load_settings_file", "parse_duration", "resolve_settings"]
