@@ -77,6 +77,81 @@ def compare(
         typer.echo(f"wrote {len(written)} file(s) to {out}")
 
 
+def submit(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for the submission (must not hold files).")],
+    pick: Annotated[
+        str,
+        typer.Option("--pick", help="honest (critic pick), final, loop-N, or oracle (needs --force-oracle)."),
+    ] = "honest",
+    fps: Annotated[
+        int | None, typer.Option("--fps", help="Submission frame rate (default: the run's).")
+    ] = None,
+    force_oracle: Annotated[
+        bool, typer.Option("--force-oracle", help="Allow --pick oracle; the submission is labelled ORACLE.")
+    ] = False,
+    score: Annotated[bool, typer.Option("--score", help="Score the submission with the evaluator.")] = False,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Dataset naming the take-1 IDs (default: the run's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest (and score) as JSON.")] = False,
+) -> None:
+    """Write the folder the official Physics-IQ toolkit expects from a run, validate it with the official
+    rules and stricter ones, write a manifest, and optionally score it. Never writes into a non-empty --out."""
+    from rich.console import Console
+
+    from agent.workflows.rundata import load_run
+    from agent.workflows.submit import META_DIR, ORACLE_LABEL, make_submission, score_submission
+    from physics_iq.errors import PhysicsIQError
+
+    console = Console(stderr=as_json)
+    try:
+        manifest = make_submission(
+            load_run(run_dir), out, pick=pick, fps=fps, force_oracle=force_oracle, dataset=dataset
+        )
+        scored = score_submission(out, manifest) if score else None
+    except PhysicsIQError as exc:
+        raise _fail(str(exc)) from exc
+    oracle = manifest["selection"]["oracle"]
+    if as_json:
+        typer.echo(json.dumps({"manifest": manifest, "score": scored}, indent=2))
+    console.print(
+        f"wrote {len(manifest['files'])} video(s) at {manifest['fps']} fps to {out} "
+        f"(manifest: {out / META_DIR / 'manifest.json'}); validated: official rules and strict checks"
+    )
+    console.print(f"selection: {manifest['selection']['rule']}", soft_wrap=True)
+    if scored is not None:
+        label = "ORACLE " if oracle else ""
+        console.print(
+            f"{label}Physics-IQ score of the submission: [bold]{scored['physics_iq_score']:.2f}[/] "
+            f"(results in {out / META_DIR / 'score'})"
+        )
+    if oracle:
+        console.print(f"[bold red]{ORACLE_LABEL}[/]")
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The HTML file to write (default: RUN_DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report of a run: frame strips with motion masks, prompts and critiques
+    per loop, score-per-loop curves, category breakdown. Never overwrites an existing file."""
+    from agent.workflows.report import write_report
+    from agent.workflows.rundata import load_run
+    from physics_iq.errors import PhysicsIQError
+
+    target = out if out is not None else run_dir / "report.html"
+    try:
+        written = write_report(load_run(run_dir), target)
+    except (PhysicsIQError, FileExistsError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"wrote {written} ({written.stat().st_size // 1024} KiB, self-contained)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the CLI."""
     app.command("compare")(compare)
+    app.command("submit")(submit)
+    app.command("report")(report)

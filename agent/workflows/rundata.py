@@ -254,11 +254,10 @@ class RunData:
 
 
 def _local(stored: str, folder: Path) -> Path:
+    # Prefer the copy inside this run directory: a copied or moved run must not read another run's files.
     path = Path(stored)
-    if path.is_file():
-        return path
-    moved = folder / "attempts" / path.name
-    return moved if moved.is_file() else path
+    here = folder / "attempts" / path.name
+    return here if here.is_file() else path
 
 
 def _parse_name(name: str) -> tuple[int, str, str]:
@@ -342,6 +341,15 @@ def load_run(root: str | Path) -> RunData:
     return RunData(root=root, config=config, provenance=provenance, summary=summary, views=tuple(views))
 
 
+def critic_rank(attempt: AttemptData) -> tuple[bool, float, int]:
+    """Sort key of the run's honest selector, no ground truth: consistent verdicts first, then critic score,
+    then the lower seed. Attempts without a usable critique rank last."""
+    critique = attempt.critique()
+    usable = bool(critique) and not critique.get("failed", False)
+    score = float(critique.get("score", 0.0)) if usable else -1.0
+    return (usable and critique.get("verdict") == "consistent", score, -attempt.seed)
+
+
 def _loop_of(video: Path) -> int:
     """Loop of an unscored attempt: the loop number of its critique file (1 if it has none)."""
     for critique in sorted(video.parent.glob(video.stem + ".critique-*.json")):
@@ -358,5 +366,6 @@ __all__ = [
     "RunData",
     "RunDataError",
     "ViewData",
+    "critic_rank",
     "load_run",
 ]
