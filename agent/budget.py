@@ -141,8 +141,10 @@ class Budget:
             return f"max_vlm_tokens: {usage['tokens']} token(s) used, limit {limits.max_vlm_tokens}"
         if limits.max_cost_usd is not None and usage["cost_usd"] >= limits.max_cost_usd:
             return f"max_cost_usd: ${usage['cost_usd']:.4f} spent, limit ${limits.max_cost_usd:.4f}"
-        if limits.time_limit_s is not None and self.elapsed() >= limits.time_limit_s:
-            return f"time_limit: {self.elapsed():.1f} s elapsed, limit {limits.time_limit_s:g} s"
+        if limits.time_limit_s is not None:
+            elapsed = self.elapsed()
+            if elapsed >= limits.time_limit_s:
+                return f"time_limit: {elapsed:.1f} s elapsed, limit {limits.time_limit_s:g} s"
         return ""
 
 

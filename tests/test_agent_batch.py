@@ -1,0 +1,196 @@
+"""Batch refinement runs: settings files with CLI overrides, category filters, budgets that stop cleanly and
+resume, and concurrency that does not change results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.budget import Budget, MeteredVLM, RunLimits, UsageMeter
+from agent.cli import app
+from agent.refine import run_refinement
+from agent.runs import RunConfig
+from agent.settings import SettingsError, parse_duration, resolve_settings
+from agent.vlm.base import Message
+from agent.vlm.scripted import ScriptedVLM
+from physics_iq.synthetic import build_suite
+
+runner = CliRunner()
+# One reply that parses as a prediction, a critique and a rewrite (the scripted VLM repeats it).
+UNIVERSAL_REPLY = json.dumps(
+    {"prompt": "The magenta puck slides right and slows down.", "verdict": "inconsistent", "score": 0.3}
+)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """IDs 1-3: two-ball collision (Solid Mechanics), 4-6: magnet repel (Magnetism); left, center, right."""
+    layout = build_suite(
+        tmp_path_factory.mktemp("suite"),
+        scenarios=["synthetic-two-ball-collision", "synthetic-magnet-repel"],
+        fps=8,
+        jobs=1,
+    )
+    return layout.root
+
+
+def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    """The results, without what names the run directory or measures time."""
+    scenarios = [
+        {k: v for k, v in s.items() if k not in ("honest_pick", "oracle_pick")} for s in summary["scenarios"]
+    ]
+    return {"overall": summary["overall"], "scenarios": scenarios}
+
+
+# -- settings -----------------------------------------------------------------------------------------------
+def test_toml_settings_with_cli_overrides(tmp_path: Path, suite: Path) -> None:
+    file = tmp_path / "run.toml"
+    file.write_text(
+        f'dataset = "{suite}"\nrun_dir = "{tmp_path / "run"}"\nloops = 3\nseeds = 2\n'
+        'categories = ["Magnetism"]\ntime_limit = "10m"\njobs = 2\n'
+    )
+    settings = resolve_settings({"seeds": 1}, file)
+    assert settings.config.loops == 3 and settings.config.seeds == 1  # the command line wins
+    assert settings.config.categories == ["Magnetism"] and settings.config.fps == 8
+    assert settings.limits == RunLimits(time_limit_s=600.0, jobs=2)
+    assert settings.run_dir == tmp_path / "run"
+
+
+def test_yaml_settings(tmp_path: Path, suite: Path) -> None:
+    file = tmp_path / "run.yaml"
+    file.write_text(f"dataset: {suite}\nrun_dir: {tmp_path / 'run'}\nscenarios: 2,5\nmax_cost_usd: 1.5\n")
+    settings = resolve_settings({}, file)
+    assert settings.config.scenarios == ["2", "5"] and settings.limits.max_cost_usd == 1.5
+
+
+@pytest.mark.parametrize(
+    ("text", "cli", "message"),
+    [
+        ("lops = 3\n", {}, r"run.toml: unknown field 'lops'; did you mean 'loops'\?"),
+        ("loops = 0\n", {}, r"run.toml: field 'loops': Input should be greater than or equal to 1"),
+        ("loops = 2\n", {"loops": 0}, r"option --loops: Input should be greater than or equal to 1"),
+        ('mode = "t2v"\n', {}, r"run.toml: field 'mode'"),
+        ("jobs = 0\n", {}, r"run.toml: field 'jobs'"),
+        ('time_limit = "soon"\n', {}, r"run.toml: field 'time_limit': expected a duration"),
+        ("loops = [\n", {}, r"run.toml: not valid TOML"),
+    ],
+    ids=[
+        "unknown-key",
+        "bad-file-value",
+        "bad-cli-value",
+        "bad-literal",
+        "bad-limit",
+        "bad-duration",
+        "syntax",
+    ],
+)
+def test_settings_errors_name_the_file_and_field(
+    tmp_path: Path, suite: Path, text: str, cli: dict[str, Any], message: str
+) -> None:
+    file = tmp_path / "run.toml"
+    file.write_text(f'dataset = "{suite}"\nrun_dir = "{tmp_path / "run"}"\n{text}')
+    before = file.read_bytes()
+    with pytest.raises(SettingsError, match=message):
+        resolve_settings(cli, file)
+    assert file.read_bytes() == before  # the input is never modified
+
+
+def test_settings_file_of_wrong_kind(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"expected a \.toml, \.yaml or \.yml"):
+        resolve_settings({}, tmp_path / "run.json")
+    with pytest.raises(SettingsError, match="cannot read"):
+        resolve_settings({}, tmp_path / "missing.toml")
+
+
+def test_parse_duration_rejects_garbage() -> None:
+    assert parse_duration("1h 30m") == 5400.0
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration("10 minutes")
+
+
+def test_cli_config_file_and_categories(tmp_path: Path, suite: Path) -> None:
+    file = tmp_path / "run.yaml"
+    run_dir = tmp_path / "run"
+    file.write_text(f"dataset: {suite}\nrun_dir: {run_dir}\nloops: 1\nseeds: 1\nscore: false\n")
+    result = runner.invoke(app, ["refine", "--config", str(file), "--categories", "Magnetism", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout holds only the JSON; progress went to stderr
+    assert [s["scenario"].split("_")[-1] for s in summary["scenarios"]] == ["synthetic-magnet-repel"] * 3
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["categories"] == ["Magnetism"] and saved["loops"] == 1 and saved["score"] is False
+    assert json.loads((run_dir / "limits.json").read_text())["jobs"] == 1
+    bad = runner.invoke(app, ["refine", "--config", str(file), "--categories", "Optics"])
+    assert bad.exit_code != 0 and "no category ['Optics']" in str(bad.exception or bad.output)
+
+
+# -- budgets --------------------------------------------------------------------------------------------------
+def test_meter_counts_reported_or_estimated_tokens_and_persists(tmp_path: Path) -> None:
+    meter = UsageMeter(tmp_path / "usage.json")
+    vlm = MeteredVLM(ScriptedVLM(["x" * 40]), meter)
+    vlm.chat([Message("user", "y" * 400)])
+    usage = meter.snapshot()
+    assert usage["calls"] == 1 and usage["tokens"] == 100 + 10 and usage["estimated_calls"] == 1
+    assert UsageMeter(tmp_path / "usage.json").snapshot()["tokens"] == 110  # survives a restart
+    budget = Budget(RunLimits(max_vlm_tokens=100), meter)
+    assert budget.exhausted().startswith("max_vlm_tokens: 110")
+    clock = iter([0.0, 5.0])
+    timed = Budget(RunLimits(time_limit_s=4), UsageMeter(tmp_path / "other.json"), clock=lambda: next(clock))
+    assert timed.exhausted().startswith("time_limit")
+
+
+def test_token_budget_stops_cleanly_and_a_larger_budget_resumes(tmp_path: Path, suite: Path) -> None:
+    config = RunConfig(
+        dataset=str(suite),
+        fps=8,
+        loops=2,
+        seeds=1,
+        scenarios=["5"],
+        vlm="scripted",
+        vlm_options={"replies": json.dumps([UNIVERSAL_REPLY])},
+    )
+    run_dir = tmp_path / "run"
+    stopped = run_refinement(config, run_dir, limits=RunLimits(max_vlm_tokens=10))
+    assert stopped["status"] == "stopped" and stopped["stopped_by"].startswith("max_vlm_tokens")
+    assert stopped["unfinished"] == ["0005_perspective-center_synthetic-magnet-repel"]
+    assert stopped["usage"]["calls"] == 1  # stopped right after the first VLM call (predict)
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    assert any(e["node"] == "budget" and e["stopped_by"].startswith("max_vlm_tokens") for e in events)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+
+    resumed = run_refinement(config, run_dir, limits=RunLimits(max_vlm_tokens=10**6))
+    assert resumed["status"] == "complete" and resumed["unfinished"] == []
+    assert resumed["usage"]["calls"] > 1
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    assert sum(e["node"] == "predict" for e in events) == 1  # resumed after predict, not restarted
+
+
+def test_time_limit_stops_between_steps(tmp_path: Path, suite: Path) -> None:
+    config = RunConfig(
+        dataset=str(suite), fps=8, loops=2, seeds=1, scenarios=["2", "5"], score=False,
+        generator_options={"delay_s": "0.3"},
+    )  # fmt: skip
+    result = runner.invoke(
+        app,
+        ["refine", "--dataset", str(suite), "--run-dir", str(tmp_path / "run"), "--scenarios", "2,5",
+         "--loops", "2", "--seeds", "1", "--no-score", "--generator-opt", "delay_s=0.3",
+         "--time-limit", "0.2", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "stopped" and summary["stopped_by"].startswith("time_limit")
+    assert len(summary["unfinished"]) == 2 and summary["config"] == config.model_dump(mode="json")
+
+
+# -- concurrency --------------------------------------------------------------------------------------------------
+def test_jobs_do_not_change_results(tmp_path: Path, suite: Path) -> None:
+    config = RunConfig(dataset=str(suite), fps=8, loops=2, seeds=1, scenarios=["2", "5"])
+    serial = run_refinement(config, tmp_path / "serial", limits=RunLimits(jobs=1))
+    parallel = run_refinement(config, tmp_path / "parallel", limits=RunLimits(jobs=2))
+    assert serial["status"] == parallel["status"] == "complete"
+    assert _comparable(serial) == _comparable(parallel)
+    names = lambda run: sorted(p.name for p in (tmp_path / run).glob("scenarios/*/attempts/*.mp4"))  # noqa: E731
+    assert names("serial") == names("parallel")
