@@ -12,6 +12,7 @@ of 32. Checkpoints: ``Lightricks/LTX-Video-0.9.5`` and later 0.9.x diffusers fol
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,7 +60,10 @@ class LTXConditionGenerator(DiffusersGenerator):
         return FrameRule(int(pipe.vae_temporal_compression_ratio))
 
     def _size_multiple(self, pipe: Any) -> int:
-        return int(pipe.vae_spatial_compression_ratio) * int(pipe.transformer_spatial_patch_size)
+        # LTXConditionPipeline.check_inputs demands multiples of 32 whatever the VAE (the released VAE's
+        # stride is 32 anyway; a smaller custom VAE would otherwise pass our check and fail in the pipeline).
+        latent = int(pipe.vae_spatial_compression_ratio) * int(pipe.transformer_spatial_patch_size)
+        return math.lcm(32, latent)
 
     def native_prefix(self, request: GenerationRequest) -> np.ndarray:
         """The prefix at the native fps, cut to the last ``8k+1`` frames within ``max_prefix_frames``."""

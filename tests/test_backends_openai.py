@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,80 +18,10 @@ import pytest
 from agent.vlm import VLMS
 from agent.vlm.base import Message, VLMError
 from agent.vlm.openai_vlm import OpenAIVLM, encode_frame
+from tests.openai_server import Reply, ScriptedServer, completion, error
 
 FAKE_KEY = "sk-test-DO-NOT-LEAK-8f3a91c2"
 SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string"}}, "required": ["verdict"]}
-
-Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
-
-
-def completion(content: str | None, refusal: str | None = None, finish: str = "stop") -> Reply:
-    body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "tiny-test-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": refusal},
-                "finish_reason": finish,
-            }
-        ],
-        "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200},
-    }
-    return 200, body, {}
-
-
-def error(status: int, message: str = "busy") -> Reply:
-    # retry-after-ms keeps the client's backoff short in tests.
-    return status, {"error": {"message": message, "type": "server_error"}}, {"retry-after-ms": "10"}
-
-
-class ScriptedServer:
-    """Answers each POST with the next scripted reply (the last one repeats); records requests."""
-
-    def __init__(self) -> None:
-        self.script: list[Reply | Callable[[], Reply]] = []
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                server.requests.append(json.loads(self.rfile.read(length)))
-                server.headers.append({k.lower(): v for k, v in self.headers.items()})
-                step = server.script[min(len(server.requests) - 1, len(server.script) - 1)]
-                status, body, extra = step() if callable(step) else step
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    for key, value in extra.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for tests (no network).
+
+Each POST is answered with the next scripted reply (the last one repeats); a script step may be a callable,
+which can look at ``server.requests[-1]`` (already recorded when it is called) to answer by content.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
+
+
+def completion(content: str | None, refusal: str | None = None, finish: str = "stop") -> Reply:
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "tiny-test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200},
+    }
+    return 200, body, {}
+
+
+def error(status: int, message: str = "busy") -> Reply:
+    # retry-after-ms keeps the client's backoff short in tests.
+    return status, {"error": {"message": message, "type": "server_error"}}, {"retry-after-ms": "10"}
+
+
+class ScriptedServer:
+    """Answers each POST with the next scripted reply (the last one repeats); records requests."""
+
+    def __init__(self) -> None:
+        self.script: list[Reply | Callable[[], Reply]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                server.requests.append(json.loads(self.rfile.read(length)))
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                step = server.script[min(len(server.requests) - 1, len(server.script) - 1)]
+                status, body, extra = step() if callable(step) else step
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for key, value in extra.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
