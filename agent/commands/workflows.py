@@ -150,8 +150,57 @@ def report(
     typer.echo(f"wrote {written} ({written.stat().st_size // 1024} KiB, self-contained)")
 
 
+def sweep(
+    config: Annotated[
+        Path, typer.Argument(help="Sweep file (.toml/.yaml): [base] settings and a [grid] of lists.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Sweep folder (created; rerun the command to resume).")],
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", min=10, help="Bootstrap resamples of the comparison.")
+    ] = 2000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the sweep summary as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Run a grid of refinement runs (prompt sets x loops x seeds x VLM x generator), each cell a run
+    directory, sharing identical generations through a content-addressed cache; then compare the cells."""
+    from rich.console import Console
+
+    from agent.runs import RunConfigError
+    from agent.workflows.compare import CompareError
+    from agent.workflows.sweep import SweepError, load_sweep_config, run_sweep
+    from physics_iq.errors import PhysicsIQError
+
+    err = Console(stderr=True)
+
+    def on_cell(name: str, index: int, total: int, status: str) -> None:
+        err.print(f"[{index}/{total}] {name}: {status}")
+
+    try:
+        result = run_sweep(load_sweep_config(config), out, n_boot=n_boot, on_cell=on_cell)
+    except (SweepError, RunConfigError, CompareError, PhysicsIQError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"sweep {out}", title_justify="left")
+    for column in ("cell", "loop 1", "final", "honest", "oracle (GT)", "reused gens"):
+        table.add_column(column, justify="left" if column == "cell" else "right")
+    for name, cell in result["cells"].items():
+        overall = cell["overall"]
+        cells = [overall.get(k) for k in ("loop_1", "final", "honest_ensemble", "oracle")]
+        reused = result["sharing"].get(name, {}).get("reused_generations", "-")
+        table.add_row(name, *("-" if c is None else f"{c:.2f}" for c in cells), str(reused))
+    Console().print(table)
+    if "compare" in result:
+        typer.echo(f"comparison: {result['compare']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the CLI."""
     app.command("compare")(compare)
     app.command("submit")(submit)
     app.command("report")(report)
+    app.command("sweep")(sweep)
