@@ -57,15 +57,15 @@ def late_take1(layout: DatasetLayout, out: Path, fps: int, delay_s: float = 0.5)
     return out
 
 
-def score(generated: Path, dataset: Path, mode: str, cache: Path, jobs: int = 1) -> tuple[float, dict]:
+def score(generated: Path, dataset: Path, mode: str, cache: Path, jobs: int = 1) -> tuple[float, float, dict]:
     args = ["score", str(generated), "--dataset", str(dataset), "--mode", mode, "--jobs", str(jobs)]
     args += ["--cache-dir", str(cache), "--out", str(cache.parent / f"out-{mode}-{generated.name}"), "--json"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = CliRunner().invoke(app, args)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if result.exit_code != 0:
         raise SystemExit(f"physrefine score failed:\n{result.output}")
-    return elapsed, json.loads(result.stdout)
+    return elapsed, cpu, json.loads(result.stdout)
 
 
 def main() -> None:
@@ -98,11 +98,13 @@ def main() -> None:
         inputs = [model_a / p.take1.generated_video_name for p in layout.pairs()]
         inputs += [layout.testing_video(r, args.fps) for r in layout.rows]
         times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         out: dict[str, dict] = {}
         for rep in range(args.repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             n_frames = decode_all(inputs)
             times.setdefault("baseline", []).append(time.perf_counter() - start)
+            cpus.setdefault("baseline", []).append(time.process_time() - cpu)
             # Each repetition starts from empty caches so "cold" stays cold.
             for key, model, mode, jobs, cache in (
                 ("fast-cold-1", model_a, "fast", 1, f"cf1-{rep}"),
@@ -113,9 +115,10 @@ def main() -> None:
                 ("compat-cold-2", model_a, "compat", 2, f"cc2-{rep}"),
                 ("compat-warm-1", model_b, "compat", 1, f"cc1-{rep}"),
             ):
-                t, out[key] = score(model, layout.root, mode, root / cache, jobs=jobs)
+                t, c, out[key] = score(model, layout.root, mode, root / cache, jobs=jobs)
                 times.setdefault(key, []).append(t)
-        baseline = min(times["baseline"])
+                cpus.setdefault(key, []).append(c)
+        baseline, baseline_cpu = min(times["baseline"]), min(cpus["baseline"])
         labels = {
             "baseline": "decode every input once (baseline)",
             "fast-cold-1": "fast, cold cache, --jobs 1",
@@ -127,7 +130,8 @@ def main() -> None:
             "compat-warm-1": "compat, second model (real cached), --jobs 1",
         }
         rows = [
-            (labels[k], min(v), out[k]["physics_iq_score"] if k in out else None) for k, v in times.items()
+            (labels[k], min(v), min(cpus[k]), out[k]["physics_iq_score"] if k in out else None)
+            for k, v in times.items()
         ]
         fast_a, fast_b, compat_a, compat_b = (
             out["fast-cold-1"],
@@ -139,10 +143,15 @@ def main() -> None:
         print(
             f"baseline decoded {len(inputs)} videos, {n_frames} frames; fastest of {args.repeat} run(s) each"
         )
-        print(f"{'run':46s} {'seconds':>8s} {'x baseline':>10s} {'score':>8s}")
-        for name, seconds, value in rows:
-            shown = "" if value is None else f"{value:8.2f}"
-            print(f"{name:46s} {seconds:8.2f} {seconds / baseline:10.2f} {shown}")
+        print(
+            "wall = elapsed seconds; cpu = CPU seconds of all threads (robust to other load on the machine)"
+        )
+        print(f"{'run':46s} {'wall s':>7s} {'x base':>7s} {'cpu s':>7s} {'x base':>7s} {'score':>7s}")
+        for name, seconds, cpu_s, value in rows:
+            shown = "" if value is None else f"{value:7.2f}"
+            print(
+                f"{name:46s} {seconds:7.2f} {seconds / baseline:7.2f} {cpu_s:7.2f} {cpu_s / baseline_cpu:7.2f} {shown}"
+            )
 
         print("\ncompat vs fast (same videos):")
         for label, fast, compat in (("switch frame", fast_a, compat_a), ("late take-1", fast_b, compat_b)):
