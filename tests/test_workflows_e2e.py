@@ -1,0 +1,125 @@
+"""Acceptance test of the three workflows on the synthetic suite, all in a temporary folder:
+
+refine (offline defaults) -> SIGKILL mid-run -> resume -> compare two prompt sets -> submit -> score the
+submission -> report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+
+SCENARIOS = "synthetic-ball-bounce,synthetic-two-ball-collision"
+
+
+def _refine_args(suite: Path, run_dir: Path, prompt_set: str) -> list[str]:
+    return [
+        "refine",
+        "--dataset",
+        str(suite),
+        "--run-dir",
+        str(run_dir),
+        "--loops",
+        "2",
+        "--seeds",
+        "2",
+        "--prompt-set",
+        prompt_set,
+    ]
+
+
+def _invoke(args: list[str]) -> str:
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, f"physrefine {' '.join(args)}\n{done.output}"
+    return done.stdout
+
+
+def test_refine_kill_resume_compare_submit_score_report(tmp_path):
+    from physics_iq.synthetic.build import build_suite
+
+    suite = build_suite(tmp_path / "suite", scenarios=SCENARIOS, fps=8, size=(128, 72), jobs=1).root
+    run_a = tmp_path / "run-default"
+
+    # 1. refine in a subprocess, SIGKILL it once the first attempts are on disk
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", *_refine_args(suite, run_a, "default")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while not list(run_a.glob("scenarios/*/attempts/*.mp4")):
+            assert proc.poll() is None, "refine ended before it could be killed"
+            assert time.monotonic() < deadline, "no attempt written within 60 s"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_a / "summary.json").exists(), "the run finished before the kill; nothing was tested"
+    survivors = {p: p.stat().st_mtime_ns for p in run_a.glob("scenarios/*/attempts/*.mp4")}
+    assert survivors
+
+    # 2. resume: same command; attempts made before the kill are reused, not regenerated
+    _invoke(_refine_args(suite, run_a, "default"))
+    summary = json.loads((run_a / "summary.json").read_text())
+    assert summary.get("status", "complete") == "complete" and len(summary["scenarios"]) == 6
+    assert {p: p.stat().st_mtime_ns for p in survivors} == survivors
+
+    # 3. a second prompt set, then compare the two
+    run_b = tmp_path / "run-minimal"
+    _invoke(_refine_args(suite, run_b, "minimal"))
+    comparison = json.loads(
+        _invoke(
+            [
+                "compare",
+                str(run_a),
+                str(run_b),
+                "--out",
+                str(tmp_path / "compare"),
+                "--n-boot",
+                "200",
+                "--json",
+            ]
+        )
+    )
+    assert comparison["configs"]["run-default"]["prompt_set"] == "default"
+    assert comparison["configs"]["run-minimal"]["prompt_set"] == "minimal"
+    assert len(comparison["views"]) == 6 and not comparison["notes"]
+    honest = next(r for r in comparison["overall"] if r["variant"] == "honest_ensemble")
+    assert honest["run-default"] == pytest.approx(summary["overall"]["honest_ensemble"], abs=0.01)
+    stats = honest["vs"]["run-minimal"]
+    assert stats["ci_low"] <= stats["delta"] <= stats["ci_high"]
+    assert (tmp_path / "compare" / "compare.md").is_file() and (
+        tmp_path / "compare" / "loop_curves.png"
+    ).is_file()
+
+    # 4. submit the honest pick, score the submission
+    submission = tmp_path / "submission"
+    result = json.loads(
+        _invoke(["submit", str(run_a), "--out", str(submission), "--fps", "8", "--score", "--json"])
+    )
+    assert len(list(submission.glob("*.mp4"))) == 6
+    assert result["manifest"]["selection"]["oracle"] is False
+    assert result["score"]["physics_iq_score"] == pytest.approx(
+        summary["overall"]["honest_ensemble"], abs=0.01
+    )
+
+    # 5. report
+    report = tmp_path / "report.html"
+    _invoke(["report", str(run_a), "--out", str(report)])
+    html = report.read_text(encoding="utf-8")
+    assert all(entry["scenario"] in html for entry in summary["scenarios"])
+    assert "data:image/jpeg;base64," in html
