@@ -15,6 +15,7 @@ sentence naming the object's colour):
 - ``bounces back up with about 70% of its impact speed``; ``bounces high``; ``does not bounce``  (restitution)
 - ``slows down by about 20% every second``; ``keeps moving at a steady speed``  (damping)
 - ``stays still`` / ``stays where it is``  (object pinned)
+- ``starts at rest``  (zero start velocity, but free to be hit and pushed)
 - ``falls`` / ``drops`` / ``is released``  (an object at rest in the air is not supported)
 """
 
@@ -107,6 +108,10 @@ def simulate(
             mass = max(1e-3, b.radius**2)
             body = pymunk.Body(mass, pymunk.moment_for_circle(mass, 0, max(b.radius, 0.5)))
             body.velocity = (b.vx, b.vy)
+            if abs(b.y + b.radius - floor_y) <= 3:
+                # A ball moving along the floor is rolling (no slip: omega = v / r, y down); starting it
+                # sliding would let friction eat 2/7 of its speed in the first frames.
+                body.angular_velocity = b.vx / max(b.radius, 0.5)
         body.position = (b.x, b.y)
         shape = pymunk.Circle(body, max(b.radius, 0.5))
         shape.elasticity = min(max(params.restitution, 0.0), 0.99)
@@ -178,6 +183,8 @@ def read_prompt(text: str) -> PromptPhysics:
             found.velocity[colours[0]] = (vx, vy)
         if colours and re.search(r"\bstays? (?:still|where it is|at rest|in place)\b", low):
             found.still.update(colours)
+        elif colours and re.search(r"\bstarts? (?:at rest|still)\b", low):
+            found.velocity.setdefault(colours[0], (0.0, 0.0))  # at rest, but free to be pushed
         if colours and re.search(r"\b(?:falls?|drops?|is released|let go)\b", low):
             found.released.update(colours)
         for pattern in _GRAVITY:
