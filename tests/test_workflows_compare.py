@@ -174,3 +174,12 @@ def test_compare_cli_writes_tables_and_json(tmp_path):
         app, ["compare", str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "x")]
     )
     assert bad.exit_code != 0 and "missing" in bad.output
+
+
+def test_compare_notes_a_run_stopped_by_a_budget(tmp_path):
+    a, b = _pair(tmp_path)
+    summary = json.loads((b / "summary.json").read_text())
+    summary.update(status="stopped", stopped_by="max_cost_usd", unfinished=["0003_perspective-left_ramp"])
+    (b / "summary.json").write_text(json.dumps(summary))
+    result = compare_runs([load_run(a), load_run(b)], n_boot=20)
+    assert any("stopped early (max_cost_usd)" in n and "0003_perspective-left_ramp" in n for n in result["notes"])

@@ -237,6 +237,12 @@ def compare_runs(
             notes.append(f"{label}: {len(left)} view(s) not in every run, left out: {', '.join(left)}")
     if notes:
         notes.insert(0, f"runs cover different views; compared on the {len(common)} they share")
+    for label, run in zip(labels, runs, strict=True):
+        if run.summary.get("status", "complete") != "complete":
+            notes.append(
+                f"{label}: the run stopped early ({run.summary.get('stopped_by') or 'limit'}); its unfinished "
+                f"views {run.summary.get('unfinished', [])} are not in it (rerun refine to finish them)"
+            )
     base = runs[0]
     scenarios = sorted({base.view(n).scenario for n in common})
     categories = sorted({base.view(n).category for n in common})
