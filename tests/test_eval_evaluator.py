@@ -257,3 +257,20 @@ def test_ten_second_video_scores_its_first_five_seconds(tiny, tmp_path):
         ev.view_result(pair, tmp_path / "ten.mp4").model_v1
         == ev.view_result(pair, tmp_path / "five.mp4").model_v1
     )
+
+
+def test_pyav_and_opencv_decode_identically(tiny):
+    # What lets fast and compat mode differ only by the mask codec and the rounding.
+    from physics_iq.evaluate import _iter_cv2
+    from physics_iq.video import iter_frames
+
+    path = tiny.layout.testing_video(tiny.layout.rows[0], FPS)
+    assert np.array_equal(np.stack(list(iter_frames(path))), np.stack(list(_iter_cv2(path, 1000))))
+
+
+def test_cache_dir_from_environment(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("PHYSREFINE_CACHE_DIR", str(tmp_path / "envcache"))
+    ev = Evaluator(tiny.layout, FPS)
+    ev.variance(ev.pairs()[0])
+    assert list((tmp_path / "envcache").rglob("*.npz"))
+    assert Evaluator(tiny.layout, FPS, cache_dir=False).cache_dir is None
