@@ -126,7 +126,7 @@ def _curves_plot(run: RunData) -> str:
 
     names = [v.name for v in run.views]
     max_loop = max(v.loops for v in run.views)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
     for view in run.views:
         per_loop = [
             float(np.mean([a.physics_iq for a in view.attempts if a.loop == k and a.physics_iq is not None]))
@@ -161,7 +161,7 @@ def _variants_plot(run: RunData) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(run.views) * len(VARIANTS) / 2 + 1.8))
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(run.views) + 1.6))
     height = 0.8 / len(VARIANTS)
     for k, variant in enumerate(VARIANTS):
         scores = [
@@ -172,7 +172,7 @@ def _variants_plot(run: RunData) -> str:
     ax.set_yticks(np.arange(len(run.views)) + 0.4 - height / 2)
     ax.set_yticklabels([v.name for v in run.views], fontsize=7)
     ax.set_xlabel("Physics-IQ score")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     src = _png(fig)
     plt.close(fig)
