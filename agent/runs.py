@@ -73,6 +73,9 @@ class RunConfig(BaseModel):
     @classmethod
     def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
+            # *_env names an environment variable and max_*tokens is a budget: neither holds a secret.
+            if key.endswith("_env") or (key.startswith("max_") and key.endswith("tokens")):
+                continue
             if any(word in key.lower() for word in ("key", "token", "secret", "password")):
                 raise ValueError(f"option {key!r} looks like a secret; pass secrets through the environment")
         return value

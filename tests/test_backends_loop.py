@@ -39,6 +39,7 @@ FPS = 8
 SIZE = (96, 54)  # (width, height): the synthetic suite's smallest frame
 SCENARIO = "0002"  # the centre view of synthetic-ball-bounce
 FAKE_KEY = "sk-test-DO-NOT-LEAK-loop-5e1d07aa"
+KEY_ENV = "PHYSREFINE_TEST_LOOP_KEY"
 runner = CliRunner()
 
 
@@ -103,8 +104,10 @@ def schema_title(request: dict[str, Any]) -> str:
 
 @pytest.fixture
 def vlm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
-    """A local chat-completions server answering each role with valid JSON; a fake key in the environment."""
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    """A local chat-completions server answering each role with valid JSON; a fake key in the environment
+    under a variable the run names with ``api_key_env`` (``OPENAI_API_KEY`` unset, so only that one works)."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
     server = ScriptedServer()
 
     def answer() -> Reply:
@@ -161,6 +164,7 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     args = refine_args(suite, run_dir, "wan2.1-i2v", models["wan2.1-i2v"], "--mode", "i2v")
     args += ["--generator-opt", "height=32", "--generator-opt", "width=32"]
     args += ["--vlm", "openai", "--vlm-model", "x", "--base-url", vlm_server.url]
+    args += ["--vlm-opt", f"api_key_env={KEY_ENV}", "--vlm-opt", "max_tokens=800"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -177,7 +181,7 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     titles = [schema_title(request) for request in vlm_server.requests]
     assert titles == ["Prediction", "Critique"]
     critique_request = vlm_server.requests[1]
-    assert critique_request["model"] == "x"
+    assert (critique_request["model"], critique_request["max_tokens"]) == ("x", 800)
     images = [p for p in critique_request["messages"][0]["content"] if p["type"] == "image_url"]
     assert len(images) >= 2 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     (critique_file,) = (only_scenario(run_dir) / "attempts").glob("*.critique-1.json")
@@ -282,7 +286,7 @@ def test_python_api_two_loops_with_rewrite(
             "num_inference_steps": "2",
         },
         vlm="openai",
-        vlm_options={"model": "x", "base_url": vlm_server.url, "max_frames": "2"},
+        vlm_options={"model": "x", "base_url": vlm_server.url, "max_frames": "2", "api_key_env": KEY_ENV},
         loops=2,
         seeds=1,
         scenarios=[SCENARIO],
@@ -323,6 +327,17 @@ def test_a_clip_the_checkpoint_cannot_make_is_a_clear_error(
     result = runner.invoke(app, [*args, "--generator-opt", "max_sequence_length=16", "--vlm", "offline"])
     assert result.exit_code != 0
     assert "more than the 9 this CogVideoX 1.0 checkpoint generates" in str(result.exception)
+
+
+def test_a_secret_on_the_command_line_is_refused_and_not_written(
+    suite: DatasetLayout, models: dict[str, Path], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    args = refine_args(suite, run_dir, "wan2.1-i2v", models["wan2.1-i2v"], "--mode", "i2v")
+    result = runner.invoke(app, [*args, "--vlm", "openai", "--vlm-opt", f"api_key={FAKE_KEY}"])
+    message = " ".join(result.output.replace("│", " ").split())  # unwrap rich's error box
+    assert result.exit_code != 0 and "'api_key' looks like a secret" in message
+    assert not run_dir.exists()
 
 
 def test_refine_help_lists_every_registered_backend() -> None:
