@@ -30,6 +30,8 @@ def test_demo_end_to_end_json(tmp_path: Path) -> None:
         "2",
         "--seeds",
         "1",
+        "--jobs",
+        "2",  # the live display takes events from two worker threads
     ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,6 +113,7 @@ class _LiveDisplay:
         self.active: dict[int, str] = {}
         self.attempts: dict[int, int] = {}
         self.meter: Any = None
+        self.lock = threading.Lock()
 
     def __enter__(self) -> _LiveDisplay:
         self.progress.__enter__()
@@ -121,6 +123,11 @@ class _LiveDisplay:
         self.progress.__exit__(None, None, None)
 
     def on_event(self, event: dict[str, Any]) -> None:
+        # Worker threads (--jobs) report concurrently: one at a time, or the shared dicts change under us.
+        with self.lock:
+            self._on_event(event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
         take1_id = event.get("take1_id")
         node = event.get("node", "")
         if take1_id is None:
