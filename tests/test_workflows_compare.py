@@ -182,4 +182,13 @@ def test_compare_notes_a_run_stopped_by_a_budget(tmp_path):
     summary.update(status="stopped", stopped_by="max_cost_usd", unfinished=["0003_perspective-left_ramp"])
     (b / "summary.json").write_text(json.dumps(summary))
     result = compare_runs([load_run(a), load_run(b)], n_boot=20)
-    assert any("stopped early (max_cost_usd)" in n and "0003_perspective-left_ramp" in n for n in result["notes"])
+    assert any(
+        "stopped early (max_cost_usd)" in n and "0003_perspective-left_ramp" in n for n in result["notes"]
+    )
+
+
+def test_paired_bootstrap_of_one_scenario_gives_no_interval():
+    views = _views(5, n_scenarios=1)
+    table = ScoreTable.from_views(views, ["s0"])
+    stats = paired_bootstrap(table, table, n_boot=50)
+    assert stats["delta"] == 0.0 and stats["ci_low"] is None and stats["p_not_better"] is None

@@ -142,17 +142,20 @@ def weighted_scores(table: ScoreTable, weights: np.ndarray) -> np.ndarray:
 
 def paired_bootstrap(
     base: ScoreTable, other: ScoreTable, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Paired bootstrap over scenarios of ``score(other) - score(base)`` (see the module docstring).
 
     Both tables must have the same scenario columns. Returns ``delta`` (on the full set), ``ci_low``,
-    ``ci_high`` and ``p_not_better`` (fraction of resamples with delta <= 0).
+    ``ci_high`` and ``p_not_better`` (fraction of resamples with delta <= 0); the last three are ``None``
+    with fewer than two scenarios (a resample of one scenario is always itself).
     """
     if base.scenarios != other.scenarios:
         raise ValueError("paired bootstrap needs the same scenarios in both tables")
     n = len(base.scenarios)
     full = np.ones((1, n))
     delta = float(weighted_scores(other, full)[0] - weighted_scores(base, full)[0])
+    if n < 2:  # one scenario resampled is always itself: no interval to speak of
+        return {"delta": round(delta, 4), "ci_low": None, "ci_high": None, "p_not_better": None}
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_boot, n))
     counts = np.zeros((n_boot, n))
@@ -340,7 +343,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _ci(stats: dict[str, float]) -> str:
+def _ci(stats: dict[str, Any]) -> str:
+    if stats["ci_low"] is None:
+        return f"{stats['delta']:+.2f} (one scenario: no CI)"
     return f"{stats['delta']:+.2f} [{stats['ci_low']:+.2f}, {stats['ci_high']:+.2f}]"
 
 
@@ -471,7 +476,8 @@ def plot_comparison(result: dict[str, Any], out_dir: Path) -> list[Path]:
     overall = next(r for r in result["overall"] if r["variant"] == result["variant"])
     for label in labels[1:]:
         stats = overall["vs"][label]
-        ax.axvspan(stats["ci_low"], stats["ci_high"], alpha=0.12, color="grey")
+        if stats["ci_low"] is not None:
+            ax.axvspan(stats["ci_low"], stats["ci_high"], alpha=0.12, color="grey")
     ax.set_xlabel(f"Δ Physics-IQ ({VARIANT_LABELS[result['variant']]}); shaded: overall CI")
     ax.legend(fontsize=8)
     fig.tight_layout()
