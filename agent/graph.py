@@ -28,7 +28,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
 from agent.reasoning import Reasoner, Scene
-from agent.schemas import Critique, ReplyParseError
+from agent.schemas import Critique, Judgement, ReplyParseError
+from agent.selection import pairwise_select
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
 from agent.vlm.base import VLMError
 from generators.base import GenerationError, GenerationRequest, Generator
@@ -56,6 +57,9 @@ class GraphDeps:
             exists); must label oracle numbers as such.
         trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
         context: ``take1_id -> request.context`` for generators.
+        selector: Honest ensemble selector: ``"critic"`` (best critique) or ``"judge"`` (pairwise VLM
+            tournament over the ``judge_candidates`` best-critiqued attempts; needs a reasoner with ``judge``).
+        judge_candidates: How many attempts (in critic order) enter the judge's tournament.
     """
 
     reasoner: Reasoner
@@ -71,6 +75,8 @@ class GraphDeps:
     score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
     trace: Callable[[dict[str, Any]], None] | None = None
     context: Callable[[int], dict[str, Any]] = field(default=lambda _id: {})
+    selector: str = "critic"
+    judge_candidates: int = 4
 
     def emit(self, **event: Any) -> None:
         if self.trace is not None:
@@ -296,7 +302,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
         }
 
     # 6. ensemble: the honest pick never sees ground truth
-    def ensemble(state: LoopState) -> dict[str, Any]:
+    def critic_pick(state: LoopState, note: str = "") -> dict[str, Any]:
         best = best_critique(state.get("critiques", []))
         honest: dict[str, Any] = {}
         if best is not None:
@@ -305,10 +311,67 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
                 "loop": best["loop"],
                 "seed": best["seed"],
                 "critic_score": best["score"],
-                "selector": "critic score (consistent verdicts first); no ground truth",
+                "selector": "critic score (consistent verdicts first); no ground truth" + note,
             }
+        return honest
+
+    def judge_pick(state: LoopState) -> dict[str, Any]:
+        take1_id = state["take1_id"]
+        usable = [r for r in state.get("critiques", []) if not r["failed"]]
+        ranked = sorted(
+            usable, key=lambda r: (r["verdict"] == "consistent", r["score"], r["loop"], -r["seed"])
+        )
+        candidates = list(reversed(ranked))[: deps.judge_candidates]
+        if len(candidates) < 2:
+            return critic_pick(state, "; judge skipped: fewer than two candidates")
+        judge: Callable[..., Judgement] | None = getattr(deps.reasoner, "judge", None)
+        if judge is None:
+            raise TypeError(
+                f"selector 'judge' needs a reasoner that can judge pairs; {deps.reasoner.name} cannot"
+            )
+        scene = deps.scene(take1_id)
+        folder = deps.scenario_dir(take1_id) / "judge"
+
+        def prefer(a: CritiqueRecord, b: CritiqueRecord) -> Literal["A", "B"]:
+            # One file per ordered pair: a resumed run reuses bouts instead of asking (and paying) again.
+            out = folder / f"{Path(a['attempt']).stem}__{Path(b['attempt']).stem}.json"
+            if out.is_file():
+                verdict = Judgement.model_validate_json(out.read_text(encoding="utf-8"))
+            else:
+                verdict = judge(scene, read_video(a["attempt"])[0], read_video(b["attempt"])[0])
+                _write_json(out, verdict.model_dump())
+            deps.emit(node="judge", take1_id=take1_id, a=a["attempt"], b=b["attempt"], winner=verdict.winner)
+            return verdict.winner
+
+        winner, log = pairwise_select(candidates, prefer)
+        return {
+            "path": winner["attempt"],
+            "loop": winner["loop"],
+            "seed": winner["seed"],
+            "critic_score": winner["score"],
+            "selector": f"pairwise VLM judge over the {len(candidates)} best-critiqued attempts (both orders "
+            "must agree to replace the champion); no ground truth",
+            "bouts": [
+                {
+                    "champion": b["champion"]["attempt"],
+                    "challenger": b["challenger"]["attempt"],
+                    "votes": b["votes"],
+                }
+                for b in log
+            ],
+        }
+
+    def ensemble(state: LoopState) -> dict[str, Any]:
+        honest = judge_pick(state) if deps.selector == "judge" else critic_pick(state)
         deps.emit(node="ensemble", take1_id=state["take1_id"], honest=honest)
         return {"honest": honest}
+
+    def ensemble_failed(state: LoopState, error: NodeError) -> Command[Literal["score"]]:
+        """The judge kept failing: fall back to the critic's pick and say so (the run goes on)."""
+        note = f"; judge failed ({type(error.error).__name__}: {str(error.error)[:200]})"
+        honest = critic_pick(state, note)
+        deps.emit(node="ensemble", take1_id=state["take1_id"], honest=honest, failed=True)
+        return Command(update={"honest": honest}, goto="score")
 
     # 7. score: Physics-IQ of every attempt, the honest pick, the oracle (labelled) and baselines
     def score(state: LoopState) -> dict[str, Any]:
@@ -329,7 +392,10 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
     builder.add_node("critique", critique, retry_policy=retry, error_handler=critique_failed)
     builder.add_node("converge", converge)
     builder.add_node("rewrite", rewrite, retry_policy=retry)
-    builder.add_node("ensemble", ensemble)
+    if deps.selector == "judge":
+        builder.add_node("ensemble", ensemble, retry_policy=retry, error_handler=ensemble_failed)
+    else:
+        builder.add_node("ensemble", ensemble)
     builder.add_node("score", score)
     builder.add_edge(START, "predict")
     builder.add_conditional_edges("predict", send_generate, ["generate"])

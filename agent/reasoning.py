@@ -22,7 +22,7 @@ import numpy as np
 
 from agent import motion
 from agent.prompting import PromptSet
-from agent.schemas import Critique, Prediction, Rewrite, parse_reply
+from agent.schemas import Critique, Judgement, Prediction, Rewrite, parse_reply
 from agent.vlm.base import VLM, Message
 
 logger = logging.getLogger(__name__)
@@ -159,4 +159,17 @@ class VLMReasoner:
             suggested_changes=critique.suggested_changes,
         )
         result: Rewrite = self._ask(text, (), Rewrite)
+        return result
+
+    def judge(self, scene: Scene, frames_a: np.ndarray, frames_b: np.ndarray) -> Judgement:
+        """Which continuation is more plausible (``judge.j2``; images: A's frames, then B's)."""
+        half = max(1, self.n_images // 2)
+        text = self.prompts.render(
+            "judge",
+            description=scene.description,
+            grounding=scene.prefix_motion.grounding_text("before the switch frame") if self.grounding else "",
+        )
+        result: Judgement = self._ask(
+            text, sample_frames(frames_a, half) + sample_frames(frames_b, half), Judgement
+        )
         return result

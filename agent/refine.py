@@ -31,7 +31,7 @@ from agent.budget import Budget, MeteredVLM, RunLimits, UsageMeter
 from agent.graph import GraphDeps, build_graph
 from agent.prompting import PromptSet
 from agent.reasoning import Reasoner, Scene, make_scene
-from agent.runs import RunConfig, RunDir, git_commit, package_versions
+from agent.runs import RunConfig, RunConfigError, RunDir, git_commit, package_versions
 from agent.state import Attempt
 from physics_iq.errors import DatasetError
 from physics_iq.layout import DatasetLayout, ViewPair
@@ -151,6 +151,11 @@ class Refinement:
         self.generator = GENERATORS.resolve(config.generator)(**_options(config.generator_options))
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
         self.reasoner = build_reasoner(config, self.prompts, self.meter)
+        if config.selector == "judge" and not hasattr(self.reasoner, "judge"):
+            raise RunConfigError(
+                f"selector 'judge' compares attempts pairwise with a VLM; --vlm {config.vlm} cannot "
+                "(use --selector critic or a VLM backend)"
+            )
         self.run = RunDir(run_dir, config)
         self.resumed = self.run.open(
             {
@@ -307,6 +312,7 @@ class Refinement:
             score=self.score if self.evaluator is not None else None,
             trace=self.trace,
             context=self.context,
+            selector=self.config.selector,
         )
         connection = sqlite3.connect(str(self.run.checkpoint_path), check_same_thread=False)
         try:

@@ -68,6 +68,7 @@ class RunConfig(BaseModel):
     prompt_set: str = "default"
     grounding: bool = True
     score: bool = True
+    selector: Literal["critic", "judge"] = "critic"
 
     @field_validator("generator_options", "vlm_options")
     @classmethod

@@ -64,6 +64,13 @@ class Rewrite(BaseModel):
     prompt: str = Field(min_length=1)
 
 
+class Judgement(BaseModel):
+    """A pairwise verdict: which of two continuations (A shown first, then B) is more plausible."""
+
+    reasoning: str = ""
+    winner: Literal["A", "B"]
+
+
 class ReplyParseError(ValueError):
     """A model reply could not be parsed into the expected schema; ``raw`` keeps the reply text."""
 

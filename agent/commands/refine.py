@@ -247,6 +247,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-grounding", help="Do not give VLMs tracker text.")
         ] = False,
         no_score: Annotated[bool, typer.Option("--no-score", help="Skip Physics-IQ scoring.")] = False,
+        selector: Annotated[
+            str | None,
+            typer.Option(
+                "--selector",
+                help="Honest ensemble pick: 'critic' (best critique) or 'judge' (pairwise VLM judging) [critic].",
+            ),
+        ] = None,
         max_vlm_tokens: Annotated[
             int | None, typer.Option("--max-vlm-tokens", help="Stop once the VLM used this many tokens.")
         ] = None,
@@ -282,6 +289,7 @@ def register(app: typer.Typer) -> None:
             "max_cost_usd": max_cost_usd,
             "time_limit": time_limit,
             "jobs": jobs,
+            "selector": selector,
             "grounding": False if no_grounding else None,
             "score": False if no_score else None,
         }
