@@ -239,3 +239,15 @@ def test_report_renders_in_headless_chromium_without_console_errors(small_run, t
         line for line in log.splitlines() if "Uncaught" in line or ("CONSOLE" in line and "ERROR" in line)
     ]
     assert not errors, errors
+
+
+def test_submit_places_a_resampled_clip_at_another_fps(small_run, tmp_path):
+    from agent.workflows.submit import _place
+
+    attempt = load_run(small_run).views[0].attempts[0]
+    dest = tmp_path / "at16.mp4"
+    how = _place(attempt, dest, fps=16, run_fps=8)
+    info = probe(dest)
+    assert how.startswith("re-encoded") and (info.frame_count, info.fps) == (80, 16.0)
+    same = _place(attempt, tmp_path / "at8.mp4", fps=8, run_fps=8)
+    assert same == "copied" and (tmp_path / "at8.mp4").read_bytes() == attempt.path.read_bytes()
