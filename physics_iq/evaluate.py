@@ -53,7 +53,9 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["fast", "compat"]
 MODES: tuple[str, ...] = ("fast", "compat")
-_MEMO_SIZE = 16
+# Real sides kept in memory (each holds both takes' quarter-size frames: ~30 MB at 8 FPS from 1080p, ~120 MB
+# at 30 FPS); enough for repeated attempts on the same few views, the disk cache serves the rest.
+_MEMO_SIZE = 4
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -630,8 +632,8 @@ class Evaluator:
         """Score a generated clip (a file or ``(T, H, W, 3)`` RGB uint8 frames at :attr:`fps`) on one view.
 
         Raises:
-            VideoReadError: the file cannot be decoded.
-            ValueError: the clip is shorter than 5 s.
+            VideoReadError: the file cannot be decoded or holds fewer than 5 s of decodable frames.
+            ValueError: the array is shorter than 5 s.
         """
         side = self.real_side(pair)
         source = generated if isinstance(generated, np.ndarray) else Path(generated)
@@ -639,6 +641,11 @@ class Evaluator:
         work_dir = self._work_dir() if self.mode == "compat" else None
         try:
             clip = _prepare(source, self.fps, side.size, self.mode, work_dir)
+        except ValueError as exc:
+            if isinstance(source, Path):
+                # Fewer decodable frames than the container promised (damaged packets): name the file.
+                raise VideoReadError(source, str(exc)) from exc
+            raise
         finally:
             if work_dir is not None:
                 shutil.rmtree(work_dir, ignore_errors=True)

@@ -274,3 +274,14 @@ def test_cache_dir_from_environment(tiny, tmp_path, monkeypatch):
     ev.variance(ev.pairs()[0])
     assert list((tmp_path / "envcache").rglob("*.npz"))
     assert Evaluator(tiny.layout, FPS, cache_dir=False).cache_dir is None
+
+
+def test_short_file_raises_video_read_error_naming_it(tiny, tmp_path):
+    ev = Evaluator(tiny.layout, FPS, cache_dir=False)
+    pair = ev.pairs()[0]
+    short = tmp_path / "short.mp4"
+    write_video(short, np.zeros((12, 64, 96, 3), np.uint8), FPS)
+    from physics_iq.errors import VideoReadError
+
+    with pytest.raises(VideoReadError, match=r"short\.mp4.*shorter than 5 s"):
+        ev.score_video(pair, short)
