@@ -30,7 +30,7 @@ from physics_iq.errors import DatasetError, VideoReadError
 from physics_iq.layout import DatasetLayout
 from physics_iq.metrics import motion_masks
 from physics_iq.scoring import aggregate
-from physics_iq.video import read_video
+from physics_iq.video import iter_frames
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,20 @@ def _jpeg(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def _small(frames: np.ndarray) -> np.ndarray:
-    height, width = frames.shape[1:3]
+def _shrink(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
     size = (CELL_WIDTH, max(2, round(height * CELL_WIDTH / width)))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _small(frames: np.ndarray) -> np.ndarray:
+    return np.stack([_shrink(f) for f in frames])
+
+
+def read_small(path: Path) -> np.ndarray:
+    """A clip decoded frame by frame and shrunk to the strip's cell width on the fly (a 1080p clip is never
+    held at full size: 5 s at 30 fps would be ~0.9 GB)."""
+    return np.stack([_shrink(f) for f in iter_frames(path)])
 
 
 def _columns(n: int) -> np.ndarray:
@@ -99,7 +109,7 @@ def view_strip(run: RunData, view: ViewData, layout: DatasetLayout | None) -> li
     try:
         if row is not None:
             if run.config.get("mode", "v2v") == "v2v":
-                prefix, _ = read_video(layout.conditioning_video(row, fps))  # type: ignore[union-attr]
+                prefix = read_small(layout.conditioning_video(row, fps))  # type: ignore[union-attr]
             else:
                 image = cv2.imread(str(layout.switch_frame(row)), cv2.IMREAD_COLOR)  # type: ignore[union-attr]
                 prefix = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None] if image is not None else None
@@ -108,11 +118,9 @@ def view_strip(run: RunData, view: ViewData, layout: DatasetLayout | None) -> li
         for loop in range(1, view.loops + 1):
             attempt = _best_of_loop(view, loop)
             if attempt is not None and attempt.path.is_file():
-                frames, _ = read_video(attempt.path)
-                rows += strip_rows(frames, f"loop {loop} (seed {attempt.seed})")
+                rows += strip_rows(read_small(attempt.path), f"loop {loop} (seed {attempt.seed})")
         if row is not None:
-            truth, _ = read_video(layout.testing_video(row, fps))  # type: ignore[union-attr]
-            rows += strip_rows(truth, "ground truth (take 1)")
+            rows += strip_rows(read_small(layout.testing_video(row, fps)), "ground truth (take 1)")  # type: ignore[union-attr]
     except VideoReadError as exc:
         logger.warning("report: %s", exc)
     return [{"label": label, "src": _jpeg(image)} for label, image in rows]
