@@ -1,5 +1,5 @@
-"""The user workflows built on finished run directories: compare, sweep, submit, report.
+"""The user workflows built on run directories: compare, sweep, submit, report.
 
-Everything here only *reads* run directories written by :mod:`agent.refine` (see :mod:`agent.workflows.rundata`);
-no module in this package modifies a run.
+``compare``, ``submit`` and ``report`` only *read* run directories written by :mod:`agent.refine` (see
+:mod:`agent.workflows.rundata`); ``sweep`` creates run directories of its own (one per grid cell).
 """
