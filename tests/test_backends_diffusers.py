@@ -22,7 +22,7 @@ pytest.importorskip("ftfy")  # Wan's prompt cleaning
 
 from generators import GENERATORS  # noqa: E402
 from generators.base import GenerationError, GenerationRequest, Generator  # noqa: E402
-from tests.tiny_models import BUILDERS  # noqa: E402
+from tests.tiny_models import tiny_folder  # noqa: E402
 
 pytestmark = pytest.mark.models
 
@@ -33,14 +33,11 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of tiny pipelines, built lazily once per session."""
-    root = tmp_path_factory.mktemp("tiny-diffusers")
-    built: dict[str, Path] = {}
 
     class _Lazy(dict):  # type: ignore[type-arg]
         def __missing__(self, key: str) -> Path:
-            built[key] = BUILDERS[key](root / key)
-            self[key] = built[key]
-            return built[key]
+            self[key] = tiny_folder(key, tmp_path_factory)
+            return self[key]
 
     return _Lazy()
 

@@ -28,7 +28,7 @@ from physics_iq.layout import DatasetLayout  # noqa: E402
 from physics_iq.synthetic import build_suite  # noqa: E402
 from physics_iq.video import TEST_SECONDS, probe  # noqa: E402
 from tests.openai_server import Reply, ScriptedServer, completion  # noqa: E402
-from tests.tiny_models import BUILDERS  # noqa: E402
+from tests.tiny_models import tiny_folder  # noqa: E402
 
 pytestmark = pytest.mark.models
 
@@ -56,12 +56,11 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny pipeline folders, built on first use."""
-    root = tmp_path_factory.mktemp("tiny-loop-models")
+    """Tiny pipeline folders, built on first use (shared with the other backend tests of the session)."""
 
     class _Lazy(dict):  # type: ignore[type-arg]
         def __missing__(self, key: str) -> Path:
-            self[key] = BUILDERS[key](root / key)
+            self[key] = tiny_folder(key, tmp_path_factory)
             return self[key]
 
     return _Lazy()

@@ -328,3 +328,12 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "cogvideox1.5-i2v": lambda folder: build_cogvideox(folder, v15=True),
     "svd": build_svd,
 }
+
+_BUILT: dict[str, Path] = {}
+
+
+def tiny_folder(name: str, factory: pytest.TempPathFactory) -> Path:
+    """The folder of tiny pipeline ``name``, built on first use and shared by every test module of the session."""
+    if name not in _BUILT:
+        _BUILT[name] = BUILDERS[name](factory.mktemp("tiny-diffusers") / name)
+    return _BUILT[name]
