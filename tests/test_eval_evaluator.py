@@ -285,3 +285,43 @@ def test_short_file_raises_video_read_error_naming_it(tiny, tmp_path):
 
     with pytest.raises(VideoReadError, match=r"short\.mp4.*shorter than 5 s"):
         ev.score_video(pair, short)
+
+
+def test_compat_uses_the_datasets_precomputed_real_masks(tiny, tmp_path):
+    # Write official-style mask videos (mp4v, as the official generator does) into video-masks/real/8FPS:
+    # compat mode must read them and get the same numbers as computing them itself.
+    import cv2
+
+    from physics_iq.layout import DatasetLayout
+    from physics_iq.metrics import MotionMasker
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny.layout.root, ds)
+    layout = DatasetLayout(ds)
+    for row in layout.rows:
+        frames, _ = read_video(layout.testing_video(row, FPS))
+        out = layout.real_mask_video(row, FPS)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (96, 64), isColor=False)
+        masker = MotionMasker()
+        for frame in frames:
+            writer.write(masker.update(frame).astype(np.uint8) * 255)
+        writer.release()
+    with_files = Evaluator(layout, FPS, mode="compat", cache_dir=tmp_path / "c").evaluate_folder(
+        tiny.gens["switch"]
+    )
+    computed = Evaluator(tiny.layout, FPS, mode="compat", cache_dir=False).evaluate_folder(
+        tiny.gens["switch"]
+    )
+    assert with_files.overall == computed.overall
+    # The mask files are part of the cache key: replacing one recomputes exactly that view.
+    victim = layout.real_mask_video(layout.pairs()[0].take2, FPS)
+    writer = cv2.VideoWriter(str(victim), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (96, 64), isColor=False)
+    for _ in range(40):
+        writer.write(np.zeros((64, 96), np.uint8))  # take-2 "never moves"
+    writer.release()
+    again = Evaluator(layout, FPS, mode="compat", cache_dir=tmp_path / "c")
+    changed = again.variance(again.pairs()[0])
+    again.variance(again.pairs()[1])
+    assert (again.cache_hits, again.cache_misses) == (1, 1)
+    assert changed.spatial_iou == 0.0
