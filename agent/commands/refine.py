@@ -44,12 +44,14 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     table = Table(title="Physics-IQ score (100 = as good as a second real take)", title_justify="left")
-    table.add_column("scenario")
+    # Numbers never wrap; long scenario names are cut and the stop reason is shown by its kind only (the
+    # full text is in summary.json), so the table stays readable in an 80-column terminal.
+    table.add_column("scenario", overflow="ellipsis", ratio=1, min_width=12)
     for label in VARIANT_LABELS.values():
-        table.add_column(label, justify="right")
-    table.add_column("phys. var.", justify="right")
-    table.add_column("loops", justify="right")
-    table.add_column("stop reason")
+        table.add_column(label, justify="right", min_width=5)
+    table.add_column("phys. var.", justify="right", min_width=4)
+    table.add_column("loops", justify="right", min_width=2)
+    table.add_column("stop", overflow="ellipsis", min_width=6)
 
     def fmt(value: Any) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -60,7 +62,7 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
             *(fmt(entry.get(k)) for k in VARIANT_LABELS),
             fmt(entry.get("physical_variance")),
             str(entry["loops"]),
-            entry["stop_reason"],
+            entry["stop_reason"].split(":", 1)[0],
         )
     overall = summary["overall"]
     table.add_row(
