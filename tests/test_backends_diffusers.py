@@ -133,6 +133,26 @@ def test_output_contract_and_determinism(
     assert not np.array_equal(video.frames, other_seed.frames)
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # fit_size(24, 40, max_area, multiple): the request's aspect ratio at the model card's pixel budget.
+        pytest.param("wan2.1-i2v", (480, 800), id="wan2.1-480x832-area-16"),
+        pytest.param("ltx-condition", (480, 800), id="ltx-512x768-area-32"),
+        pytest.param("wan2.2-ti2v-5b", (704, 1216), id="wan2.2-5b-704x1280-area-32"),
+    ],
+)
+def test_default_generation_size_keeps_the_aspect_ratio_within_the_family_area(
+    tiny_models: dict[str, Path], name: str, expected: tuple[int, int]
+) -> None:
+    from generators.video_rules import fit_size
+
+    generator = load(tiny_models, name)  # no height/width/max_area given
+    size = generator.generation_size(make_request())
+    assert size == expected == fit_size(24, 40, type(generator).default_max_area, generator.size_multiple)
+    assert size[0] % generator.size_multiple == 0 and size[1] % generator.size_multiple == 0
+
+
 def test_same_fps_as_native_skips_resampling(tiny_models: dict[str, Path]) -> None:
     generator = load(tiny_models, "wan2.1-i2v", height="32", width="32")
     video = generator.generate(make_request(num_frames=8, fps=16.0))

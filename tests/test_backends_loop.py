@@ -207,9 +207,11 @@ def test_cli_refine_v2v_family_with_offline_critic(
     run_dir = tmp_path / "run"
     args = refine_args(suite, run_dir, "ltx-condition", models["ltx-condition"], "--mode", "v2v")
     args += ["--generator-opt", "max_area=4096", "--generator-opt", "max_prefix_frames=9"]
-    result = runner.invoke(app, [*args, "--vlm", "offline"])
+    result = runner.invoke(app, [*args, "--dtype", "float32", "--device", "cpu", "--vlm", "offline"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    options = json.loads((run_dir / "config.json").read_text())["generator_options"]
+    assert (options["dtype"], options["device"]) == ("float32", "cpu")
     metadata = check_attempt(run_dir, "ltx-condition")
     # 54x96 scaled to at most 4096 pixels, floored to multiples of 32 (LTXConditionPipeline demands 32).
     assert metadata["generation_size"] == [32, 32 * 2]
