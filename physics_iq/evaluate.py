@@ -200,7 +200,8 @@ def _prepare(
                 writer = _Mp4vMaskWriter(work_dir, fps, frame.shape[1], frame.shape[0])
             writer.write(mask)
         else:
-            small_masks.append(M.resize_masks(mask[None], size)[0])
+            scaled = cv2.resize(mask.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_LINEAR)
+            small_masks.append(scaled > M.MASK_REBINARIZE_LEVEL)  # as M.resize_masks, one frame
     what = source.name if isinstance(source, Path) else "the clip"
     if len(small_frames) < n:
         raise ValueError(
