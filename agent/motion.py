@@ -78,9 +78,19 @@ class Blob:
         return math.sqrt(self.area / math.pi)
 
 
-def object_mask(frame: np.ndarray) -> np.ndarray:
-    """Boolean ``(H, W)`` mask of saturated-colour pixels (candidate object pixels)."""
-    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+# Hue (0..179) -> index into _CLASS_NAMES, precomputed once: comparing small integers per pixel is far
+# cheaper than comparing colour-name strings (this runs on every frame of every attempt).
+_CLASS_NAMES: tuple[str, ...] = tuple(dict.fromkeys(name for _, name in _HUE_NAMES))
+_HUE_CLASS = np.array([_CLASS_NAMES.index(colour_name(h)) for h in range(180)], np.uint8)
+
+
+def object_mask(frame: np.ndarray, hsv: np.ndarray | None = None) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of saturated-colour pixels (candidate object pixels).
+
+    ``hsv`` may pass the frame's OpenCV HSV conversion when the caller has it already.
+    """
+    if hsv is None:
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
     mask = (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
     # Opening removes single-pixel chroma speckles the codec leaves around edges.
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # symmetric: keeps centroids in place
@@ -97,19 +107,19 @@ def detect_objects(frame: np.ndarray, min_area: int = MIN_AREA) -> tuple[list[Bl
     >>> [(b.colour, round(b.x), round(b.y)) for b in blobs]
     [('red', 10, 20)]
     """
-    mask = object_mask(frame)
     hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    mask = object_mask(frame, hsv)
     hue_px = hsv[..., 0]
     # Components per colour class, so that two touching objects of different colours stay two objects.
-    names = np.array([colour_name(h) for h in range(180)])
-    pixel_colour = names[hue_px]
+    pixel_class = np.where(mask, _HUE_CLASS[hue_px], 255)
     labels = np.zeros(mask.shape, np.int32)
     blobs = []
     next_label = 1
-    for name in dict.fromkeys(names.tolist()):
-        part = (mask & (pixel_colour == name)).astype(np.uint8)
-        if not part.any():
+    for index in np.unique(pixel_class).tolist():
+        if index == 255:
             continue
+        name = _CLASS_NAMES[index]
+        part = (pixel_class == index).astype(np.uint8)
         count, comp, stats, centroids = cv2.connectedComponentsWithStats(part, connectivity=8)
         for label in range(1, count):
             area = int(stats[label, cv2.CC_STAT_AREA])
