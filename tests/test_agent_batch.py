@@ -196,3 +196,11 @@ def test_jobs_do_not_change_results(tmp_path: Path, suite: Path) -> None:
     assert _comparable(serial) == _comparable(parallel)
     names = lambda run: sorted(p.name for p in (tmp_path / run).glob("scenarios/*/attempts/*.mp4"))  # noqa: E731
     assert names("serial") == names("parallel")
+
+
+def test_refine_without_dataset_or_run_dir_says_what_is_missing(tmp_path: Path, suite: Path) -> None:
+    no_run_dir = runner.invoke(app, ["refine", "--dataset", str(suite)])
+    assert no_run_dir.exit_code != 0 and "no run directory" in no_run_dir.output
+    no_dataset = runner.invoke(app, ["refine", "--run-dir", str(tmp_path / "run")])
+    assert no_dataset.exit_code != 0 and "no dataset" in no_dataset.output
+    assert not (tmp_path / "run").exists()
