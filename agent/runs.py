@@ -74,12 +74,59 @@ class RunConfig(BaseModel):
     @classmethod
     def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            # *_env names an environment variable and max_*tokens is a budget: neither holds a secret.
-            if key.endswith("_env") or (key.startswith("max_") and key.endswith("tokens")):
-                continue
-            if any(word in key.lower() for word in ("key", "token", "secret", "password")):
+            if looks_secret(key):
                 raise ValueError(f"option {key!r} looks like a secret; pass secrets through the environment")
         return value
+
+
+#: Words that make an option name look like it holds a credential (matched case-insensitively in the name).
+SECRET_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "authorization",
+    "auth",
+    "credential",
+    "cookie",
+)
+REDACTED = "<redacted>"
+
+
+def looks_secret(name: object) -> bool:
+    """Whether an option name looks like it holds a secret (so its value must never be stored or shown).
+
+    ``*_env`` names an environment variable and ``max_*tokens`` is a budget: neither holds a secret.
+
+    >>> [looks_secret(k) for k in ("api_key", "Authorization", "hf_token", "api_key_env", "max_tokens", "model")]
+    [True, True, True, False, False, False]
+    """
+    key = str(name).lower()
+    if key.endswith("_env") or (key.startswith("max_") and key.endswith("tokens")):
+        return False
+    return any(word in key for word in SECRET_WORDS)
+
+
+def redact(value: Any, name: object = "") -> Any:
+    """``value`` with the values of secret-looking keys (at any depth) replaced by ``<redacted>``.
+
+    Args:
+        value: Any option value (mappings and lists are walked).
+        name: The name ``value`` is stored under; a secret-looking name redacts the whole value.
+
+    >>> redact({"model": "m", "api_key": "sk-1", "headers": {"Authorization": "Bearer x"}})
+    {'model': 'm', 'api_key': '<redacted>', 'headers': {'Authorization': '<redacted>'}}
+    >>> redact("sk-1", name="token")
+    '<redacted>'
+    """
+    if looks_secret(name):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
 
 
 def package_versions() -> dict[str, str]:

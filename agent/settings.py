@@ -36,7 +36,7 @@ else:  # pragma: no cover - Python 3.10
 from pydantic import BaseModel, ValidationError
 
 from agent.budget import RunLimits
-from agent.runs import RunConfig
+from agent.runs import REDACTED, RunConfig, looks_secret, redact
 
 #: Keys of the file that are not RunConfig fields.
 EXTRA_KEYS = ("run_dir", "max_vlm_tokens", "max_cost_usd", "time_limit", "jobs")
@@ -95,8 +95,10 @@ def load_settings_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: cannot read settings file ({exc.strerror or exc})") from exc
     try:
         data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:  # says where, never quotes the line
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -110,6 +112,15 @@ def load_settings_file(path: Path) -> dict[str, Any]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise SettingsError(f"{path}: unknown field {key!r}{hint} Known fields: {', '.join(known)}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's snippet of the offending line (it may hold a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+    return type(exc).__name__
 
 
 def _split_list(value: Any) -> Any:
@@ -129,11 +140,18 @@ def _validate(model: type[BaseModel], values: dict[str, Any], origin: dict[str, 
         return model.model_validate(values)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
+        for error in exc.errors(include_url=False, include_input=True):
+            loc = error["loc"]
+            field = str(loc[0]) if loc else ""
             where = origin.get(field, f"field {field!r}")
-            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
-        raise SettingsError("; ".join(problems)) from exc
+            if len(loc) > 1:
+                where += f" (key {'.'.join(str(p) for p in loc[1:])!r})"
+            # The value is shown so the user sees what was wrong -- except under a secret-looking name.
+            shown = REDACTED if any(looks_secret(p) for p in loc) else redact(error.get("input"))
+            problems.append(f"{where}: {error['msg']} (got {shown!r})")
+        # ``from None``: the pydantic error holds the raw input, secrets included, and a traceback of this
+        # error would print it; the message above already names every field.
+        raise SettingsError("; ".join(problems)) from None
 
 
 def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:

@@ -20,12 +20,27 @@ VARIANT_LABELS = {
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     out = {}
-    for item in values or []:
+    for number, item in enumerate(values or [], start=1):
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=flag)
+        if not sep or not key.strip():
+            # The item is not echoed: without a key we cannot tell whether it is a secret pasted by mistake.
+            raise typer.BadParameter(
+                f"expected KEY=VALUE, got an item without a key (the {_ordinal(number)} {flag}, "
+                f"{len(item)} characters)",
+                param_hint=flag,
+            )
         out[key.strip()] = value
     return out
+
+
+def _ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ... ``11th``, ``21st``.
+
+    >>> [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 21)]
+    ['1st', '2nd', '3rd', '4th', '11th', '12th', '21st']
+    """
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _backends_help() -> str:
