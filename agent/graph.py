@@ -5,6 +5,10 @@
     predict -> generate x K (Send, one per seed) -> critique -> converge -+-> rewrite -> generate x K ...
                                                                           +-> ensemble -> score -> END
 
+A reply that never parses does not end the run: a failed prediction falls back to the prompt set's
+``fallback.j2`` prompt (from the description), a failed critique is recorded as such, a failed judge falls back
+to the critic's pick, and a failed generation is recorded on its attempt.
+
 Nodes are idempotent: an attempt is a content-addressed video file (hash of prompt, seed, generator and
 request) reused when already on disk, a critique a JSON file next to it; so a killed run, resumed from the
 sqlite checkpoint, neither loses nor duplicates attempts.
@@ -27,7 +31,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
-from agent.reasoning import Reasoner, Scene
+from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
 from agent.selection import pairwise_select
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
@@ -168,6 +172,30 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
         _write_json(deps.scenario_dir(take1_id) / "loop_1" / "prediction.json", prediction.model_dump())
         deps.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
         return {"loop_index": 1, "prompt": prediction.prompt, "prompt_history": [prediction.prompt]}
+
+    def predict_failed(state: LoopState, error: NodeError) -> Command[Literal["generate"]]:
+        """Retries ran out: record the failed prediction (error and raw reply) in
+        ``loop_1/prediction.failed.json`` and go on from the prompt set's ``fallback.j2`` prompt."""
+        take1_id = state["take1_id"]
+        scene = deps.scene(take1_id)
+        reason = f"{type(error.error).__name__}: {error.error}"
+        raw = error.error.raw if isinstance(error.error, ReplyParseError) else ""
+        fallback = fallback_prediction(deps.reasoner.prompts, scene, reason)
+        folder = deps.scenario_dir(take1_id) / "loop_1"
+        _write_json(
+            folder / "prediction.failed.json",
+            {
+                "failed": True,
+                "error": reason[:2000],
+                "raw": raw[:2000],
+                "fallback_template": "fallback",
+                "fallback": fallback.model_dump(),
+            },
+        )
+        (folder / "prompt.txt").write_text(fallback.prompt + "\n", encoding="utf-8")
+        deps.emit(node="predict", take1_id=take1_id, failed=True, error=reason[:300], prompt=fallback.prompt)
+        update = {"loop_index": 1, "prompt": fallback.prompt, "prompt_history": [fallback.prompt]}
+        return Command(update=update, goto=send_generate({**state, **update}))  # type: ignore[typeddict-item]
 
     def send_generate(state: LoopState) -> list[Send]:
         loop = int(state["loop_index"])
@@ -387,7 +415,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
 
     retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
     builder = StateGraph(LoopState)
-    builder.add_node("predict", predict, retry_policy=retry)
+    builder.add_node("predict", predict, retry_policy=retry, error_handler=predict_failed)
     builder.add_node("generate", generate)  # type: ignore[arg-type]  # Send payload, not the state
     builder.add_node("critique", critique, retry_policy=retry, error_handler=critique_failed)
     builder.add_node("converge", converge)

@@ -14,7 +14,8 @@ import jinja2
 
 from prompts import PROMPTS_ROOT, builtin_sets
 
-ROLES: tuple[str, ...] = ("predict", "critique", "rewrite", "judge", "compose")
+#: ``fallback`` renders the loop-1 prompt from the description alone when the prediction failed.
+ROLES: tuple[str, ...] = ("predict", "critique", "rewrite", "judge", "compose", "fallback")
 
 
 class PromptSetError(ValueError):

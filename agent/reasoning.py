@@ -66,16 +66,32 @@ def make_scene(description: str, mode: str, fps: float, num_frames: int, prefix:
 
 
 class Reasoner(Protocol):
-    """The three reasoning roles of the loop."""
+    """The three reasoning roles of the loop (and the prompt set they render)."""
 
     name: str
     neural: bool
+    prompts: PromptSet
 
     def predict(self, scene: Scene) -> Prediction: ...
 
     def critique(self, scene: Scene, prompt: str, frames: np.ndarray) -> Critique: ...
 
     def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite: ...
+
+
+def fallback_prediction(prompts: PromptSet, scene: Scene, error: str) -> Prediction:
+    """The loop-1 prediction used when the reasoner's own could not be obtained (retries ran out).
+
+    Its prompt is the prompt set's ``fallback.j2`` rendered (strictly) from the scenario description and
+    mode only: no model output goes into it.
+
+    Args:
+        prompts: The run's prompt set.
+        scene: The scenario.
+        error: Why the prediction failed (kept in ``physics``, so the record says it is a fallback).
+    """
+    prompt = prompts.render("fallback", description=scene.description, mode=scene.mode)
+    return Prediction(physics=f"fallback: prediction failed ({error[:300]})", prompt=prompt)
 
 
 def sample_frames(frames: np.ndarray, n: int) -> tuple[np.ndarray, ...]:

@@ -16,6 +16,7 @@ from generators.base import GeneratedVideo, GenerationRequest
 
 EXPECTED_MERMAID = """graph TD;
 	__start__(<p>__start__</p>)
+	__error_handler__predict(__error_handler__predict)
 	predict(predict)
 	generate(generate)
 	__error_handler__critique(__error_handler__critique)
@@ -132,6 +133,36 @@ def test_refusals_become_a_failed_critique_and_the_run_goes_on(tmp_path: Path) -
     assert saved["failed"] and "I'm sorry" in saved["observations"]
     assert final["stop_reason"].startswith("max_loops")
     assert final["honest"] == {}  # nothing honest to pick from a failed critique
+
+
+@pytest.mark.parametrize(
+    ("first_replies", "raw"),
+    [
+        (["{not json", "Sure! The ball falls.", "I'm sorry, I can't help with that."], "I'm sorry"),
+        (["!error", "!error", "!error"], ""),
+    ],
+    ids=["malformed-replies", "transport-errors"],
+)
+def test_a_failed_prediction_falls_back_to_the_description_and_the_run_goes_on(
+    tmp_path: Path, first_replies: list[str], raw: str
+) -> None:
+    # Three predict attempts (the node's retry policy) all fail; then the loop runs from the fallback prompt.
+    deps, generator = _deps(tmp_path, [*first_replies, CRITIQUE_OK], loops=2, seeds=2)
+    final = build_graph(deps).invoke({"take1_id": 1})
+    fallback = PromptSet("default").render("fallback", description="A red ball is dropped.", mode="v2v")
+    assert fallback.startswith("A red ball is dropped.")
+    assert final["prompt_history"] == [fallback]
+    assert [call.prompt for call in generator.calls] == [fallback, fallback]
+    assert final["stop_reason"].startswith("converged")
+    assert [c["failed"] for c in final["critiques"]] == [False, False]
+    assert final["honest"]["loop"] == 1
+    folder = tmp_path / "scenario" / "loop_1"
+    record = json.loads((folder / "prediction.failed.json").read_text())
+    assert record["failed"] and record["fallback"]["prompt"] == fallback
+    assert record["error"].startswith("ReplyParseError" if raw else "VLMError")
+    assert record["raw"].startswith(raw) and (raw or record["raw"] == "")
+    assert (folder / "prompt.txt").read_text().strip() == fallback
+    assert not (folder / "prediction.json").exists()
 
 
 def test_generation_is_content_addressed_and_reused(tmp_path: Path) -> None:
