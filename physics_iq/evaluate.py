@@ -712,19 +712,21 @@ class Evaluator:
         for p in pairs:
             by_scenario.setdefault(p.scenario, []).append((p, folder.files[p.take1.id]))
         views: list[ViewResult] = []
-        if jobs <= 1 or len(by_scenario) <= 1:
-            for items in by_scenario.values():
-                for pair, path in items:
-                    views.append(self.view_result(pair, path))
-                    if progress:
-                        progress(1)
-        else:
-            # Threads, not processes: decoding (FFmpeg) and every OpenCV call release the GIL, and threads
-            # start instantly and share the memo. OpenCV's own thread pool is turned off meanwhile so the
-            # two levels of parallelism do not fight over the cores (measured: benchmarks/bench_score.py).
-            previous = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-            try:
+        # OpenCV's own thread pool is off while scoring: its per-call parallelism over rows of one frame
+        # brings no wall-time gain for these images (measured on 480x272 and 1920x1080 frames, 2 cores) but
+        # costs 60-80 % more CPU in the mask steps, and with --jobs it would fight the scenario threads.
+        previous = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            if jobs <= 1 or len(by_scenario) <= 1:
+                for items in by_scenario.values():
+                    for pair, path in items:
+                        views.append(self.view_result(pair, path))
+                        if progress:
+                            progress(1)
+            else:
+                # Threads, not processes: decoding (FFmpeg) and every OpenCV call release the GIL, and
+                # threads start instantly and share the memo (measured: benchmarks/bench_score.py).
                 with ThreadPoolExecutor(max_workers=jobs) as pool:
                     futures = [pool.submit(_score_items, self, items) for items in by_scenario.values()]
                     for future in as_completed(futures):
@@ -732,8 +734,8 @@ class Evaluator:
                         views.extend(done)
                         if progress:
                             progress(len(done))
-            finally:
-                cv2.setNumThreads(previous)
+        finally:
+            cv2.setNumThreads(previous)
         warnings = list(folder.warnings)
         if self._resized:
             resized = [self._resized[i] for i in sorted(self._resized)]
