@@ -134,12 +134,22 @@ def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, 
     ('converged: consistent verdict without severe violations', 0.9)
     >>> decide_stop({"loop_index": 4, "critiques": [dict(rec, loop=4, verdict="inconsistent")]}, 4, 0.01)
     ('max_loops: 4 loop(s) done', 0.9)
+    >>> failed = dict(loop=1, seed=0, prompt="p", path="", error="gen: out of memory")
+    >>> decide_stop({"loop_index": 1, "attempts": [failed, dict(failed, seed=1)]}, 4, 0.01)
+    ('failed: all 2 generation(s) of loop 1 failed (gen: out of memory)', 0.0)
     """
     loop = int(state.get("loop_index", 1))
     records = loop_critiques(state, loop)
     best = best_critique(records)
     score = float(best["score"]) if best else 0.0
     previous = list(state.get("loop_scores", []))
+    attempts = loop_attempts(state, loop)
+    if attempts and all(a["error"] for a in attempts):
+        # Nothing to critique or rewrite from; the errors are on the attempts (and in the trace).
+        return (
+            f"failed: all {len(attempts)} generation(s) of loop {loop} failed ({attempts[0]['error']})",
+            score,
+        )
     if best is not None and best["verdict"] == "consistent" and not best["severe"]:
         return "converged: consistent verdict without severe violations", score
     if loop >= max_loops:
@@ -235,7 +245,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
                     path.with_suffix(".json"), {"prompt": prompt, "seed": seed, **dict(video.metadata)}
                 )
                 write_video(path, video.frames, scene.fps)
-            except GenerationError as exc:
+            except GenerationError as exc:  # adapters raise it for anything that makes a request impossible
                 error = str(exc)
                 logger.warning(
                     "generation failed (scenario %s, loop %d, seed %d): %s", take1_id, loop, seed, exc

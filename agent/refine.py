@@ -361,11 +361,14 @@ class Refinement:
         for take1_id, values in finals.items():
             pair = self._by_id[take1_id]
             attempts = [a for a in values.get("attempts", []) if a["path"]]
+            failed = [a for a in values.get("attempts", []) if a["error"]]
             last = int(values.get("loop_index", 1))
             entry: dict[str, Any] = {
                 "scenario": self.name(take1_id),
                 "loops": last,
                 "attempts": len(attempts),
+                "failed_generations": len(failed),
+                "generation_errors": sorted({a["error"][:300] for a in failed}),
                 "stop_reason": values.get("stop_reason", ""),
                 "final_prompt": values.get("prompt", ""),
                 "honest_pick": values.get("honest", {}),
@@ -402,7 +405,15 @@ class Refinement:
         }
 
     def _write_csv(self, summary: dict[str, Any]) -> None:
-        columns = ["scenario", "loops", "attempts", *VARIANTS, "physical_variance", "stop_reason"]
+        columns = [
+            "scenario",
+            "loops",
+            "attempts",
+            "failed_generations",
+            *VARIANTS,
+            "physical_variance",
+            "stop_reason",
+        ]
         with (self.run.root / "summary.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()

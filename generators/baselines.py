@@ -51,9 +51,10 @@ class Take2Generator:
         """Read, trim and check the take-2 clip.
 
         Raises:
-            GenerationError: no ``take2_video`` in the request context, or the clip is too short / sized
-                differently from the prefix.
+            GenerationError: no ``take2_video`` in the request context, the clip cannot be read, or it is
+                too short / sized differently from the prefix.
         """
+        from physics_iq.errors import VideoReadError
         from physics_iq.video import read_video
 
         path = request.context.get("take2_video")
@@ -62,7 +63,10 @@ class Take2Generator:
                 "take2: request.context['take2_video'] is missing; this baseline needs the dataset's take-2 "
                 "testing video (only available where ground truth exists)"
             )
-        frames, fps = read_video(Path(str(path)), max_frames=request.num_frames)
+        try:
+            frames, fps = read_video(Path(str(path)), max_frames=request.num_frames)
+        except VideoReadError as exc:
+            raise GenerationError(f"take2: {exc}") from exc
         if abs(fps - request.fps) > 1e-6 or len(frames) < request.num_frames:
             raise GenerationError(
                 f"take2: {path} has {len(frames)} frames at {fps} fps; expected >= {request.num_frames} "

@@ -280,18 +280,23 @@ class DiffusersGenerator:
         """Generate ``request.num_frames`` frames after the switch frame at ``request.fps`` and size.
 
         Raises:
-            ValueError: The request cannot be served under this family's rules (bad prefix shape).
-            GenerationError: The pipeline failed (out of memory included) or returned a wrong clip.
+            GenerationError: This request cannot be served: the family's rules rule it out (bad prefix, a
+                clip longer than the checkpoint makes, a size it cannot make), the pipeline failed (out of
+                memory included) or returned a wrong clip. Option errors are ``ValueError`` from the
+                constructor; a request-time error is recorded on the attempt and the run goes on.
         """
         prefix = np.asarray(request.prefix)
         if prefix.ndim != 4 or prefix.shape[-1] != 3 or prefix.dtype != np.uint8 or len(prefix) == 0:
-            raise ValueError(
+            raise GenerationError(
                 f"{self.name}: prefix must be (P, H, W, 3) uint8 with P >= 1, got {prefix.shape}"
             )
-        plan = self._plan(request)
-        height, width = self.generation_size(request)
-        check_size(height, width, self.size_multiple, self.name)
-        self.frame_rule.check(plan.total, self.name)
+        try:
+            plan = self._plan(request)
+            height, width = self.generation_size(request)
+            check_size(height, width, self.size_multiple, self.name)
+            self.frame_rule.check(plan.total, self.name)
+        except ValueError as exc:  # the family's rules (generators/video_rules.py) refuse this request
+            raise GenerationError(str(exc)) from exc
         started = time.perf_counter()
         try:
             with torch.inference_mode():

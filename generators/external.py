@@ -37,6 +37,7 @@ from typing import Any
 
 import cv2
 import jinja2
+import jinja2.meta
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -201,6 +202,22 @@ class CommandOptions(BaseModel):
 
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+#: The variables a command template may use (see :meth:`CommandGenerator.generate`).
+TEMPLATE_VARIABLES = (
+    "image",
+    "prefix_video",
+    "output",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "num_frames",
+    "fps",
+    "seconds",
+    "width",
+    "height",
+    "take1_id",
+    "model",
+)
 
 
 class CommandGenerator:
@@ -222,17 +239,28 @@ class CommandGenerator:
             ) from exc
         if not self._templates:
             raise ValueError(f"{self.name}: empty command template")
+        # A misspelt variable is an option error: refuse it here, not at the first request.
+        used = set().union(
+            *(jinja2.meta.find_undeclared_variables(_ENV.parse(a)) for a in shlex.split(compact))
+        )
+        unknown = sorted(used - set(TEMPLATE_VARIABLES))
+        if unknown:
+            raise ValueError(
+                f"{self.name}: command template: {', '.join(repr(u) for u in unknown)} is undefined; "
+                f"available: {', '.join(sorted(TEMPLATE_VARIABLES))}"
+            )
 
     def arguments(self, variables: dict[str, Any]) -> list[str]:
         """The rendered argument list.
 
         Raises:
-            ValueError: The template uses a variable that does not exist.
+            GenerationError: The template could not be rendered for this request (e.g. an attribute of a
+                variable that this request's value lacks; unknown variables are refused by the constructor).
         """
         try:
             return [template.render(**variables) for template in self._templates]
         except jinja2.UndefinedError as exc:
-            raise ValueError(
+            raise GenerationError(
                 f"{self.name}: command template: {exc}; available: {', '.join(sorted(variables))}"
             ) from exc
 

@@ -17,6 +17,7 @@ from agent.runs import RunConfig
 from agent.settings import SettingsError, parse_duration, resolve_settings
 from agent.vlm.base import Message
 from agent.vlm.scripted import ScriptedVLM
+from generators.base import GeneratedVideo, GenerationError, GenerationRequest
 from physics_iq.synthetic import build_suite
 
 runner = CliRunner()
@@ -185,6 +186,42 @@ def test_time_limit_stops_between_steps(tmp_path: Path, suite: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["status"] == "stopped" and summary["stopped_by"].startswith("time_limit")
     assert len(summary["unfinished"]) == 2 and summary["config"] == config.model_dump(mode="json")
+
+
+# -- failures ------------------------------------------------------------------------------------------------------
+class _FailingGenerator:
+    name = "failing"
+
+    def generate(self, request: GenerationRequest) -> GeneratedVideo:
+        raise GenerationError(f"failing: {request.num_frames} frames are more than this checkpoint makes")
+
+
+def test_a_scenario_whose_generations_all_fail_is_summarised_not_crashed(tmp_path: Path, suite: Path) -> None:
+    from rich.console import Console
+
+    from agent.commands.refine import _print_table
+    from agent.refine import Refinement
+
+    config = RunConfig(dataset=str(suite), fps=8, loops=3, seeds=2, scenarios=["5"])
+    refinement = Refinement(config, tmp_path / "run")
+    refinement.generator = _FailingGenerator()
+    summary = refinement.run_all()
+    assert summary["status"] == "complete"
+    (entry,) = summary["scenarios"]
+    error = "failing: 40 frames are more than this checkpoint makes"
+    assert entry["stop_reason"] == f"failed: all 2 generation(s) of loop 1 failed ({error})"
+    assert (
+        entry["attempts"] == 0 and entry["failed_generations"] == 2 and entry["generation_errors"] == [error]
+    )
+    # Nothing of this scenario enters the variants (they stay comparable); the table shows "-".
+    assert all(entry.get(v) is None for v in ("loop_1", "final", "honest_ensemble", "oracle", "static"))
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["scenarios"][0]["stop_reason"] == entry["stop_reason"]
+    assert "failed_generations" in (tmp_path / "run" / "summary.csv").read_text().splitlines()[0]
+    console = Console(record=True, width=100)
+    _print_table(summary, console)
+    text = " ".join(console.export_text().split())
+    assert "2 generation(s) failed" in text and error in text
 
 
 # -- concurrency --------------------------------------------------------------------------------------------------

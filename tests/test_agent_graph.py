@@ -12,7 +12,7 @@ from agent.graph import GraphDeps, build_graph, decide_stop
 from agent.prompting import PromptSet
 from agent.reasoning import VLMReasoner, make_scene
 from agent.vlm import VLMS
-from generators.base import GeneratedVideo, GenerationRequest
+from generators.base import GeneratedVideo, GenerationError, GenerationRequest
 
 EXPECTED_MERMAID = """graph TD;
 	__start__(<p>__start__</p>)
@@ -163,6 +163,37 @@ def test_a_failed_prediction_falls_back_to_the_description_and_the_run_goes_on(
     assert record["raw"].startswith(raw) and (raw or record["raw"] == "")
     assert (folder / "prompt.txt").read_text().strip() == fallback
     assert not (folder / "prediction.json").exists()
+
+
+class FailingGenerator:
+    """Raises on every call, like an adapter whose family cannot make the requested clip."""
+
+    name = "failing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(self, request: GenerationRequest) -> GeneratedVideo:
+        self.calls += 1
+        raise GenerationError(f"failing: cannot make {request.num_frames} frames")
+
+
+def test_a_loop_whose_generations_all_fail_ends_with_a_recorded_stop_reason(tmp_path: Path) -> None:
+    deps, _ = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], loops=3, seeds=2)
+    deps.generator = failing = FailingGenerator()
+    events: list[dict] = []
+    deps.trace = events.append
+    final = build_graph(deps).invoke({"take1_id": 1})
+    assert failing.calls == 2  # one loop: nothing to critique or rewrite from, so no second loop
+    assert (
+        final["stop_reason"] == "failed: all 2 generation(s) of loop 1 failed (failing: cannot make 6 frames)"
+    )
+    assert [(a["path"], a["error"]) for a in final["attempts"]] == [("", "failing: cannot make 6 frames")] * 2
+    assert final["critiques"] == [] and final["honest"] == {}
+    assert [e["error"] for e in events if e["node"] == "generate"] == ["failing: cannot make 6 frames"] * 2
+    assert not (tmp_path / "scenario" / "attempts").exists() or not any(
+        (tmp_path / "scenario" / "attempts").iterdir()
+    )
 
 
 def test_generation_is_content_addressed_and_reused(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ def _backends_help() -> str:
 
 
 def _print_table(summary: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Physics-IQ score (100 = as good as a second real take)", title_justify="left")
@@ -89,6 +90,14 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
         style="bold",
     )
     console.print(table)
+    for entry in summary["scenarios"]:
+        if entry.get("failed_generations"):
+            errors = escape("; ".join(entry.get("generation_errors", [])))  # error text is not markup
+            console.print(
+                f"[yellow]{escape(entry['scenario'])}: {entry['failed_generations']} generation(s) failed[/] "
+                f"({errors}); stop: {escape(entry['stop_reason'])}",
+                highlight=False,
+            )
     notes = []
     if not summary["generator_is_neural"]:
         notes.append("generator: offline physics-prior stand-in (not a neural model)")
