@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -117,8 +118,11 @@ def score(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the cache.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Worker threads (scenarios in parallel).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--jobs", "-j", min=1, help="Worker threads, scenarios in parallel (default: min(2, CPU cores))."
+        ),
+    ] = None,
 ) -> None:
     """Score generated videos with the Physics-IQ evaluator (validates the folder first, never modifies it)."""
     from rich.console import Console
@@ -130,6 +134,9 @@ def score(
     from physics_iq.validation import validate_generated_folder
 
     err = Console(stderr=True)
+    if jobs is None:
+        # Two threads pay off even on 2 cores (decoding and OpenCV release the GIL; benchmarks/bench_score.py).
+        jobs = min(2, os.cpu_count() or 1)
     if mode not in MODES:
         err.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}, got {mode!r}")
         raise typer.Exit(2)
