@@ -679,10 +679,10 @@ class Evaluator:
 
     # -- folders ----------------------------------------------------------------------------------------
 
-    def validate(self, generated_dir: str | Path) -> GeneratedFolder:
-        """Check the dataset and a generated folder, listing every problem at once."""
+    def validate(self, generated_dir: str | Path, *, jobs: int = 1) -> GeneratedFolder:
+        """Check the dataset and a generated folder (``jobs`` threads probing), listing every problem at once."""
         self.pairs()
-        return validate_generated_folder(self.layout, generated_dir, fps=self.fps)
+        return validate_generated_folder(self.layout, generated_dir, fps=self.fps, jobs=jobs)
 
     def evaluate_folder(
         self,
@@ -704,7 +704,7 @@ class Evaluator:
             ValidationError: the folder has problems (all listed).
             DatasetError: the dataset has problems.
         """
-        folder = validated or self.validate(generated_dir)
+        folder = validated or self.validate(generated_dir, jobs=jobs)
         pairs = self.pairs()
         with self._lock:
             self._resized.clear()

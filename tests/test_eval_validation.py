@@ -198,3 +198,22 @@ def test_contradicting_cache_options(case):
         app, ["score", str(case.gen), "-d", str(case.ds), "--no-cache", "--cache-dir", str(case.tmp / "c")]
     )
     assert_fails(result, "--cache-dir and --no-cache")
+
+
+def test_probing_in_threads_lists_the_same_problems_in_the_same_order(case):
+    from physics_iq.errors import ValidationError
+    from physics_iq.layout import DatasetLayout
+    from physics_iq.validation import validate_generated_folder
+
+    files = sorted(case.gen.iterdir())
+    files[0].write_bytes(b"not a video")
+    files[3].write_bytes(files[3].read_bytes()[:200])
+    files[4].write_bytes(b"")
+    layout = DatasetLayout(case.ds)
+    messages = []
+    for jobs in (1, 3):
+        with pytest.raises(ValidationError) as info:
+            validate_generated_folder(layout, case.gen, jobs=jobs)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert all(p.name in messages[0] for p in (files[0], files[3], files[4]))

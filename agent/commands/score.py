@@ -145,7 +145,7 @@ def score(
         raise typer.Exit(2)
     try:
         layout = DatasetLayout(dataset)
-        folder = validate_generated_folder(layout, generated_dir, fps=fps)
+        folder = validate_generated_folder(layout, generated_dir, fps=fps, jobs=jobs)
         evaluator = Evaluator(layout, folder.fps, mode=mode, cache_dir=False if no_cache else cache_dir)  # type: ignore[arg-type]
         pairs = evaluator.pairs()
         for message in folder.warnings:
