@@ -193,15 +193,15 @@ def _prepare(
         small_frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
         if masks_from is not None:
             continue
-        mask = masker.update(frame)
         if mode == "compat":
             if writer is None:
                 assert work_dir is not None
                 writer = _Mp4vMaskWriter(work_dir, fps, frame.shape[1], frame.shape[0])
-            writer.write(mask)
+            writer.write(masker.update(frame))
         else:
-            scaled = cv2.resize(mask.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_LINEAR)
-            small_masks.append(scaled > M.MASK_REBINARIZE_LEVEL)  # as M.resize_masks, one frame
+            # The 0/255 mask image resized directly: the same pixels as M.resize_masks on the bool mask.
+            scaled = cv2.resize(masker.update_u8(frame), size, interpolation=cv2.INTER_LINEAR)
+            small_masks.append(scaled > M.MASK_REBINARIZE_LEVEL)
     what = source.name if isinstance(source, Path) else "the clip"
     if len(small_frames) < n:
         raise ValueError(

