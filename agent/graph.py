@@ -31,9 +31,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
+from agent.motion import switch_velocity_gap
 from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
-from agent.selection import pairwise_select
+from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
 from agent.vlm.base import VLMError
 from generators.base import GenerationError, GenerationRequest, Generator
@@ -112,12 +113,14 @@ def loop_critiques(state: LoopState, loop: int) -> list[CritiqueRecord]:
     return [c for c in state.get("critiques", []) if c["loop"] == loop]
 
 
-def best_critique(records: list[CritiqueRecord]) -> CritiqueRecord | None:
-    """Highest critic score, consistent verdicts first; ties go to the later loop, then the lower seed."""
-    usable = [r for r in records if not r["failed"]]
-    if not usable:
-        return None
-    return max(usable, key=lambda r: (r["verdict"] == "consistent", r["score"], r["loop"], -r["seed"]))
+def best_critique(
+    records: list[CritiqueRecord], motion_gap: Callable[[CritiqueRecord], float] | None = None
+) -> CritiqueRecord | None:
+    """The best usable critique by :func:`agent.selection.rank_critiques` (consistent verdicts first, critic
+    score, fewer/lower-severity violations, then -- with ``motion_gap`` -- velocity continuity at the switch
+    frame, then the earlier loop and the lower seed). ``None`` when every critique failed."""
+    ranked = rank_critiques(records, motion_gap)
+    return ranked[0] if ranked else None
 
 
 # -- routers: small named functions returning literals -------------------------------------------------------
@@ -340,8 +343,23 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
         }
 
     # 6. ensemble: the honest pick never sees ground truth
+    def motion_gaps(take1_id: int) -> tuple[Callable[[CritiqueRecord], float], dict[str, float]]:
+        """Tie-break measurement (velocity jump at the switch frame, px/s), and the values it measured."""
+        scene = deps.scene(take1_id)
+        measured: dict[str, float] = {}
+
+        def gap(record: CritiqueRecord) -> float:
+            frames, _ = read_video(record["attempt"])
+            measured[record["attempt"]] = switch_velocity_gap(
+                scene.prefix_motion, scene.attempt_motion(frames)
+            )
+            return measured[record["attempt"]]
+
+        return gap, measured
+
     def critic_pick(state: LoopState, note: str = "") -> dict[str, Any]:
-        best = best_critique(state.get("critiques", []))
+        gap, measured = motion_gaps(state["take1_id"])
+        best = best_critique(state.get("critiques", []), gap)
         honest: dict[str, Any] = {}
         if best is not None:
             honest = {
@@ -349,17 +367,21 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
                 "loop": best["loop"],
                 "seed": best["seed"],
                 "critic_score": best["score"],
-                "selector": "critic score (consistent verdicts first); no ground truth" + note,
+                "selector": f"{CRITIC_SELECTOR}; no ground truth{note}",
             }
+            tied = [r for r in state.get("critiques", []) if not r["failed"]]
+            tied = [r for r in tied if critique_key(r) == critique_key(best)]
+            if len(tied) > 1:  # the critique could not tell them apart: say what did
+                honest["tied_on_critique"] = len(tied)
+                honest["switch_velocity_gap_px_s"] = {
+                    f"loop {r['loop']} seed {r['seed']}": round(measured[r["attempt"]], 2) for r in tied
+                }
         return honest
 
     def judge_pick(state: LoopState) -> dict[str, Any]:
         take1_id = state["take1_id"]
-        usable = [r for r in state.get("critiques", []) if not r["failed"]]
-        ranked = sorted(
-            usable, key=lambda r: (r["verdict"] == "consistent", r["score"], r["loop"], -r["seed"])
-        )
-        candidates = list(reversed(ranked))[: deps.judge_candidates]
+        gap, _ = motion_gaps(take1_id)
+        candidates = rank_critiques(state.get("critiques", []), gap)[: deps.judge_candidates]
         if len(candidates) < 2:
             return critic_pick(state, "; judge skipped: fewer than two candidates")
         judge: Callable[..., Judgement] | None = getattr(deps.reasoner, "judge", None)
@@ -456,4 +478,5 @@ def _record(attempt: Attempt, path: Path, result: Critique) -> CritiqueRecord:
         score=float(result.score),
         severe=bool(result.severe),
         failed=bool(result.failed),
+        severities=[str(v.severity) for v in result.violations],
     )

@@ -432,3 +432,25 @@ def summarise(frames: np.ndarray, fps: float, reference: list[Blob] | None = Non
         floor_y=floor_y,
         frame_count=len(frames),
     )
+
+
+def switch_velocity_gap(prefix: MotionSummary, continuation: MotionSummary) -> float:
+    """How far a continuation's motion jumps at the switch frame: the mean over the prefix's objects of
+    ``|start velocity of the continuation - end velocity of the prefix|`` (px/s). Lower is more consistent.
+
+    Objects are matched by track name (both summaries track the switch frame's objects, so names match). The
+    velocities are the same local fits the offline critic's velocity-continuity check uses. No objects: 0.
+
+    >>> def obj(name, v, v0):
+    ...     return ObjectMotion(name, "red", v, v0, None, [], None, None, None, 0.0, None)
+    >>> before = MotionSummary(8.0, [obj("red", (30.0, 0.0), (30.0, 0.0))], 170.0, 8)
+    >>> after = MotionSummary(8.0, [obj("red", (0.0, 0.0), (27.0, 4.0))], 170.0, 41)
+    >>> switch_velocity_gap(before, after)
+    5.0
+    """
+    starts = {m.name: m.start_velocity for m in continuation.objects}
+    gaps = []
+    for m in prefix.objects:
+        sx, sy = starts.get(m.name, (0.0, 0.0))  # an object the continuation lost counts as stopped
+        gaps.append(math.hypot(sx - m.velocity[0], sy - m.velocity[1]))
+    return float(np.mean(gaps)) if gaps else 0.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+from typing_extensions import NotRequired
+
 
 class Attempt(TypedDict):
     """One generated continuation (a file under the run directory)."""
@@ -31,6 +33,7 @@ class CritiqueRecord(TypedDict):
     score: float
     severe: bool
     failed: bool
+    severities: NotRequired[list[str]]  # one per violation (absent in runs checkpointed before it existed)
 
 
 class LoopState(TypedDict, total=False):

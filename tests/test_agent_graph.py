@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -194,6 +195,39 @@ def test_a_loop_whose_generations_all_fail_ends_with_a_recorded_stop_reason(tmp_
     assert not (tmp_path / "scenario" / "attempts").exists() or not any(
         (tmp_path / "scenario" / "attempts").iterdir()
     )
+
+
+def _ball_frames(xs: list[float]) -> np.ndarray:
+    frames = np.full((len(xs), 64, 96, 3), 200, np.uint8)
+    for frame, x in zip(frames, xs, strict=True):
+        cv2.circle(frame, (round(x), 30), 6, (220, 30, 30), -1)
+    return frames
+
+
+class BallGenerator:
+    """The red ball keeps its prefix speed (3 px/frame) with seed 1 and jumps to 9 px/frame with seed 0."""
+
+    name = "ball"
+
+    def generate(self, request: GenerationRequest) -> GeneratedVideo:
+        step = 3.0 if request.seed == 1 else 9.0
+        x0 = 10 + 3.0 * (len(request.prefix) - 1)
+        return GeneratedVideo(_ball_frames([x0 + step * (i + 1) for i in range(request.num_frames)]), 8.0, {})
+
+
+def test_a_tie_on_the_critique_goes_to_the_continuation_that_keeps_the_prefix_motion(tmp_path: Path) -> None:
+    # Both attempts get the same critique; seed order would pick seed 0, the one whose speed jumps.
+    scene = make_scene(
+        "A red ball rolls right.", "v2v", 8.0, 6, _ball_frames([10 + 3.0 * i for i in range(4)])
+    )
+    deps, _ = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], loops=1, seeds=2)
+    deps.scene, deps.generator = (lambda _id: scene), BallGenerator()
+    final = build_graph(deps).invoke({"take1_id": 1})
+    honest = final["honest"]
+    assert (honest["loop"], honest["seed"], honest["tied_on_critique"]) == (1, 1, 2)
+    gaps = honest["switch_velocity_gap_px_s"]
+    assert gaps["loop 1 seed 1"] < 5 < 24 < gaps["loop 1 seed 0"]  # 3 vs 9 px/frame at 8 fps: 0 vs 48 px/s
+    assert "smaller velocity jump at the switch frame" in honest["selector"]
 
 
 def test_generation_is_content_addressed_and_reused(tmp_path: Path) -> None:

@@ -192,3 +192,20 @@ def test_paired_bootstrap_of_one_scenario_gives_no_interval():
     table = ScoreTable.from_views(views, ["s0"])
     stats = paired_bootstrap(table, table, n_boot=50)
     assert stats["delta"] == 0.0 and stats["ci_low"] is None and stats["p_not_better"] is None
+
+
+def test_critic_rank_breaks_score_ties_by_violation_severity_not_seed(tmp_path):
+    from agent.workflows.rundata import AttemptData, critic_rank
+
+    def attempt(seed: int, score: float, severities: list[str]) -> AttemptData:
+        path = tmp_path / f"a{seed}.mp4"
+        violations = [{"law": "gravity", "severity": s} for s in severities]
+        path.with_suffix(".critique-1.json").write_text(
+            json.dumps({"verdict": "inconsistent", "score": score, "violations": violations})
+        )
+        return AttemptData(loop=1, seed=seed, path=path, physics_iq=None, metrics=None)
+
+    tied = [attempt(0, 0.5, ["high", "medium"]), attempt(1, 0.5, ["high"]), attempt(2, 0.5, ["high", "low"])]
+    assert [a.seed for a in sorted(tied, key=critic_rank, reverse=True)] == [1, 2, 0]
+    better = attempt(3, 0.6, ["high", "high"])  # the critic score still comes first
+    assert max([*tied, better], key=critic_rank).seed == 3

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.selection import violation_burden
 from physics_iq.errors import DatasetError, PhysicsIQError
 from physics_iq.layout import DatasetLayout, parse_generated_id
 from physics_iq.scoring import METRIC_NAMES, Comparison, MetricValues, ViewResult
@@ -341,13 +342,23 @@ def load_run(root: str | Path) -> RunData:
     return RunData(root=root, config=config, provenance=provenance, summary=summary, views=tuple(views))
 
 
-def critic_rank(attempt: AttemptData) -> tuple[bool, float, int]:
-    """Sort key of the run's honest selector, no ground truth: consistent verdicts first, then critic score,
-    then the lower seed. Attempts without a usable critique rank last."""
+def critic_rank(attempt: AttemptData) -> tuple[Any, ...]:
+    """Sort key (larger is better) of the critic ranking within one loop, no ground truth: consistent
+    verdicts first, then critic score, then fewer/lower-severity violations
+    (:func:`agent.selection.violation_burden`), then the lower seed. Attempts without a usable critique rank
+    last. (The run's own honest pick also breaks ties by the velocity jump at the switch frame, which needs
+    the tracker; readers of finished runs use the pick the run recorded.)"""
     critique = attempt.critique()
     usable = bool(critique) and not critique.get("failed", False)
     score = float(critique.get("score", 0.0)) if usable else -1.0
-    return (usable and critique.get("verdict") == "consistent", score, -attempt.seed)
+    severities = [str(v.get("severity", "medium")) for v in critique.get("violations", [])] if usable else []
+    burden = violation_burden({"severities": severities})
+    return (
+        usable and critique.get("verdict") == "consistent",
+        score,
+        tuple(-n for n in burden),
+        -attempt.seed,
+    )
 
 
 def _loop_of(video: Path) -> int:
