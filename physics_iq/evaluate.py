@@ -81,12 +81,19 @@ def _iter_cv2(path: Path, max_frames: int) -> Iterator[np.ndarray]:
         raise VideoReadError(path, "no decodable frame")
 
 
+# Set in the worker threads of Evaluator.evaluate_folder: they already decode several files at once, so
+# FFmpeg's own frame threads only add overhead there (measured: ~3 % CPU and ~4 % wall on a second-model run
+# with --jobs 2, benchmarks/bench_score.py setup). Thread-local so direct callers keep the faster default.
+_worker = threading.local()
+
+
 def _iter_source(source: Path | np.ndarray, max_frames: int, mode: str) -> Iterator[np.ndarray]:
     if isinstance(source, np.ndarray):
         return iter(source[:max_frames])
     if mode == "compat":
         return _iter_cv2(source, max_frames)
-    return iter_frames(source, max_frames=max_frames)
+    threaded = not getattr(_worker, "in_pool", False)
+    return iter_frames(source, max_frames=max_frames, frame_threads=threaded)
 
 
 def _read_mask_video(path: Path, n_frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -755,4 +762,8 @@ class Evaluator:
 
 
 def _score_items(evaluator: Evaluator, items: list[tuple[ViewPair, Path]]) -> list[ViewResult]:
-    return [evaluator.view_result(pair, path) for pair, path in items]
+    _worker.in_pool = True
+    try:
+        return [evaluator.view_result(pair, path) for pair, path in items]
+    finally:
+        _worker.in_pool = False

@@ -108,8 +108,17 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(path=path, fps=fps, frame_count=count, width=width, height=height)
 
 
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one by one as ``(H, W, 3)`` RGB uint8 arrays."""
+def iter_frames(
+    path: str | Path, max_frames: int | None = None, *, frame_threads: bool = True
+) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one by one as ``(H, W, 3)`` RGB uint8 arrays.
+
+    Args:
+        path: The video file.
+        max_frames: Stop after this many frames (``None``: all).
+        frame_threads: Let FFmpeg decode several frames in parallel (faster for one caller; a caller that
+            already decodes several files in parallel saves CPU by turning it off). Frames are identical.
+    """
     path = Path(path)
     container = _open_for_reading(path)
     yielded = 0
@@ -118,7 +127,8 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
     reformatter = VideoReformatter()
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if frame_threads:
+            stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             if max_frames is not None and yielded >= max_frames:
                 break

@@ -82,3 +82,13 @@ def test_truncated_faststart_file_is_caught_by_validation(tmp_path):
     text = str(info.value)
     assert victim.name in text
     assert "shorter than 5 s" in text or "cannot read as a video" in text
+
+
+def test_frames_are_the_same_with_and_without_ffmpeg_frame_threads(tmp_path):
+    from physics_iq.video import iter_frames
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, _clip(), 8)
+    threaded = np.stack(list(iter_frames(path)))
+    single = np.stack(list(iter_frames(path, frame_threads=False)))
+    assert threaded.shape == (40, *_clip().shape[1:]) and np.array_equal(threaded, single)
