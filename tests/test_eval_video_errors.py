@@ -92,3 +92,57 @@ def test_frames_are_the_same_with_and_without_ffmpeg_frame_threads(tmp_path):
     threaded = np.stack(list(iter_frames(path)))
     single = np.stack(list(iter_frames(path, frame_threads=False)))
     assert threaded.shape == (40, *_clip().shape[1:]) and np.array_equal(threaded, single)
+
+
+# SHA-256 of write_video(render_clip(scenario=1, view=1, take=2, n_frames=40, start_frame=24, fps=8, ...), 8)
+# with PyAV 18.1.0 (FFmpeg 8.1.2, x264 capped at AVX2 where the CPU has AVX-512); the same capped bytes gave
+# the official-parity numbers recorded on a machine without AVX-512 (tests/data/official_parity.json).
+RECORDED_ENCODES = {
+    "av": "18.1.0",
+    (96, 64): "5475974d9c28e9f063312dce0abae16d4454f23e6206e8b6c570105733ed6584",
+    (320, 180): "e8f6433f63bfd6abe4b94ca3462331aac22394b05e35aeac10ce75c408336cf4",
+}
+
+
+def _render(width, height, scenario=1):
+    from tests.datasets import render_clip
+
+    return render_clip(
+        scenario=scenario,
+        view=1,
+        take=2,
+        n_frames=40,
+        start_frame=24,
+        fps=8,
+        width=width,
+        height=height,
+        seed=0,
+    )
+
+
+def test_writing_the_same_frames_gives_the_same_bytes(tmp_path):
+    """Content-addressed attempts, suite hashes and the parity numbers rely on byte-reproducible encodes.
+
+    Without the AVX2 cap (``physics_iq.video.x264_params``) an AVX-512 CPU varied on most of these 96x64 clips
+    within a few writes in some processes (not in all: the recorded hashes below catch the rest).
+    """
+    for scenario in range(3):
+        clip = _render(96, 64, scenario)
+        written = []
+        for k in range(4):
+            path = tmp_path / f"{scenario}-{k}.mp4"
+            write_video(path, clip, 8)
+            written.append(path.read_bytes())
+        assert all(b == written[0] for b in written), f"scenario {scenario}: encodes differ"
+
+
+@pytest.mark.skipif(
+    av.__version__ != RECORDED_ENCODES["av"], reason="hashes recorded with another PyAV build"
+)
+@pytest.mark.parametrize("size", [(96, 64), (320, 180)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_encodes_match_the_bytes_recorded_elsewhere(tmp_path, size):
+    import hashlib
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, _render(*size), 8)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == RECORDED_ENCODES[size]
