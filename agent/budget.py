@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class UsageMeter:
     >>> import tempfile, pathlib
     >>> meter = UsageMeter(pathlib.Path(tempfile.mkdtemp()) / "usage.json")
     >>> meter.add(VLMReply("ok", "m", prompt_tokens=10, completion_tokens=2, cost_usd=0.01), [])
+    {'prompt_tokens': 10, 'completion_tokens': 2, 'estimated': False}
     >>> meter.snapshot()["tokens"], meter.snapshot()["cost_usd"]
     (12, 0.01)
     """
@@ -70,8 +71,12 @@ class UsageMeter:
             stored = json.loads(path.read_text(encoding="utf-8"))
             self._data.update({k: stored[k] for k in self._data if k in stored})
 
-    def add(self, reply: VLMReply, messages: Sequence[Message]) -> None:
-        """Count one reply (estimating tokens from ``messages`` when the backend reported none)."""
+    def add(self, reply: VLMReply, messages: Sequence[Message]) -> dict[str, Any]:
+        """Count one reply (estimating tokens from ``messages`` when the backend reported none).
+
+        Returns:
+            What was counted for this call: ``prompt_tokens``, ``completion_tokens`` and ``estimated``.
+        """
         prompt, completion = int(reply.prompt_tokens), int(reply.completion_tokens)
         estimated = prompt == 0 and completion == 0
         if estimated:
@@ -90,6 +95,7 @@ class UsageMeter:
             tmp = self.path.with_suffix(".json.part")
             tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True), encoding="utf-8")
             tmp.replace(self.path)  # atomic: a crash keeps the previous totals
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "estimated": estimated}
 
     def snapshot(self) -> dict[str, Any]:
         """Totals so far: calls, prompt/completion tokens, ``tokens``, ``cost_usd`` and estimate counts."""
@@ -99,18 +105,63 @@ class UsageMeter:
         return data
 
 
-class MeteredVLM:
-    """A :class:`VLM` that reports every reply to a :class:`UsageMeter` (the agent never sees the difference)."""
+def call_event(
+    reply: VLMReply,
+    messages: Sequence[Message],
+    counted: Mapping[str, Any],
+    json_schema: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The trace event of one VLM call: accounting only, never message text, reply text or backend options.
 
-    def __init__(self, vlm: VLM, meter: UsageMeter) -> None:
+    ``schema`` (the title of the requested JSON schema) says which role asked, and ``turn`` counts the user
+    messages of the conversation (2 for a repair turn), so calls can be told apart without their text.
+    ``base_url`` and the rest of the reply's metadata are left out: a URL may carry credentials.
+
+    >>> reply = VLMReply("{}", "m", prompt_tokens=10, completion_tokens=2, cost_usd=1e-5)
+    >>> counted = {"prompt_tokens": 10, "completion_tokens": 2, "estimated": False}
+    >>> event = call_event(reply, [Message("user", "secret words")], counted, {"title": "Critique"})
+    >>> event["schema"], event["turn"], event["prompt_tokens"], event["cost_usd"], "secret" in str(event)
+    ('Critique', 1, 10, 1e-05, False)
+    """
+    latency = reply.metadata.get("latency_s")
+    return {
+        "node": "vlm_call",
+        "model": reply.model,
+        "schema": str(json_schema.get("title", "")) if json_schema else "",
+        "turn": sum(m.role == "user" for m in messages),
+        "prompt_tokens": int(counted["prompt_tokens"]),
+        "completion_tokens": int(counted["completion_tokens"]),
+        "cost_usd": None if reply.cost_usd is None else round(float(reply.cost_usd), 8),
+        "estimated": bool(counted["estimated"]),
+        "images": sum(len(m.images) for m in messages),
+        "latency_s": float(latency) if isinstance(latency, int | float) else None,
+    }
+
+
+class MeteredVLM:
+    """A :class:`VLM` that reports every reply to a :class:`UsageMeter` (the agent never sees the difference).
+
+    Args:
+        vlm: The backend.
+        meter: The run's usage totals.
+        trace: Optional callback (the run's ``trace.jsonl``) receiving one :func:`call_event` per reply, so
+            each call's tokens and cost can be audited, not only the totals.
+    """
+
+    def __init__(
+        self, vlm: VLM, meter: UsageMeter, trace: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.vlm = vlm
         self.meter = meter
+        self.trace = trace
         self.name = getattr(vlm, "name", type(vlm).__name__)
 
     def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
-        """Forward to the wrapped backend and count the reply."""
+        """Forward to the wrapped backend, count the reply and trace the call."""
         reply = self.vlm.chat(messages, json_schema=json_schema)
-        self.meter.add(reply, messages)
+        counted = self.meter.add(reply, messages)
+        if self.trace is not None:
+            self.trace(call_event(reply, messages, counted, json_schema))
         return reply
 
 
@@ -148,4 +199,4 @@ class Budget:
         return ""
 
 
-__all__ = ["Budget", "MeteredVLM", "RunLimits", "UsageMeter"]
+__all__ = ["Budget", "MeteredVLM", "RunLimits", "UsageMeter", "call_event"]

@@ -65,10 +65,16 @@ def _options(raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def build_reasoner(config: RunConfig, prompts: PromptSet, meter: UsageMeter | None = None) -> Reasoner:
+def build_reasoner(
+    config: RunConfig,
+    prompts: PromptSet,
+    meter: UsageMeter | None = None,
+    trace: Callable[[dict[str, Any]], None] | None = None,
+) -> Reasoner:
     """``offline`` -> the motion-grounded critic; any other name -> ``VLMS`` backend through templates.
 
-    With a ``meter``, every VLM reply is counted (tokens, cost) for the run's budgets and progress display.
+    With a ``meter``, every VLM reply is counted (tokens, cost) for the run's budgets and progress display,
+    and with a ``trace`` too, each call's tokens and cost become a ``vlm_call`` event of the run's trace.
     """
     if config.vlm == "offline":
         from agent.offline import OfflineReasoner
@@ -79,7 +85,7 @@ def build_reasoner(config: RunConfig, prompts: PromptSet, meter: UsageMeter | No
 
     vlm = VLMS.resolve(config.vlm)(**_options(config.vlm_options))
     if meter is not None:
-        vlm = MeteredVLM(vlm, meter)
+        vlm = MeteredVLM(vlm, meter, trace)
     return VLMReasoner(vlm, prompts, grounding=config.grounding)
 
 
@@ -150,7 +156,8 @@ class Refinement:
         # Build the backends before touching the run directory: a typo must not leave a config behind.
         self.generator = GENERATORS.resolve(config.generator)(**_options(config.generator_options))
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
-        self.reasoner = build_reasoner(config, self.prompts, self.meter)
+        # self.trace writes to the run directory opened below; the reasoner calls it only once the run runs.
+        self.reasoner = build_reasoner(config, self.prompts, self.meter, self.trace)
         if config.selector == "judge" and not hasattr(self.reasoner, "judge"):
             raise RunConfigError(
                 f"selector 'judge' compares attempts pairwise with a VLM; --vlm {config.vlm} cannot "

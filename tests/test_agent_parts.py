@@ -195,3 +195,31 @@ def test_offline_critic_flags_a_frozen_ball_and_rewrites_concretely(suite: Datas
     # a rewrite of the rewrite with the same critique replaces, not duplicates, the sentence
     again = critic.rewrite(scene, rewrite.prompt, critique, 2)
     assert again.prompt == rewrite.prompt
+
+
+def test_metered_vlm_traces_each_call_without_its_text(tmp_path: Path) -> None:
+    from agent.budget import MeteredVLM, UsageMeter
+    from agent.vlm.base import Message
+    from agent.vlm.scripted import ScriptedVLM
+
+    events: list[dict] = []
+    vlm = MeteredVLM(ScriptedVLM(["x" * 40]), UsageMeter(tmp_path / "usage.json"), trace=events.append)
+    image = np.zeros((4, 4, 3), np.uint8)
+    vlm.chat(
+        [Message("user", "hidden words " * 30, (image, image))], json_schema=Critique.model_json_schema()
+    )
+    (event,) = events
+    # The scripted backend reports no usage: the meter's estimate (chars / 4 + 256 per image) is traced.
+    assert event == {
+        "node": "vlm_call",
+        "model": "scripted",
+        "schema": "Critique",
+        "turn": 1,
+        "prompt_tokens": len("hidden words " * 30) // 4 + 2 * 256,
+        "completion_tokens": 10,
+        "cost_usd": None,
+        "estimated": True,
+        "images": 2,
+        "latency_s": None,
+    }
+    assert "hidden" not in json.dumps(event)

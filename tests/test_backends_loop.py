@@ -164,6 +164,7 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     args += ["--generator-opt", "height=32", "--generator-opt", "width=32"]
     args += ["--vlm", "openai", "--vlm-model", "x", "--base-url", vlm_server.url]
     args += ["--vlm-opt", f"api_key_env={KEY_ENV}", "--vlm-opt", "max_tokens=800"]
+    args += ["--vlm-opt", "prompt_price=1.0", "--vlm-opt", "completion_price=2.0"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -198,6 +199,16 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     trace = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
     assert {"predict", "generate", "critique", "score"} <= {event.get("node") for event in trace}
     assert not [e for e in trace if e.get("node") == "generate" and e.get("error")]
+
+    # One vlm_call event per request the server saw, with the server's usage and the run's prices.
+    calls = [e for e in trace if e["node"] == "vlm_call"]
+    assert [e["schema"] for e in calls] == titles
+    for event in calls:
+        assert (event["model"], event["turn"]) == ("tiny-test-model", 1)
+        assert (event["prompt_tokens"], event["completion_tokens"], event["estimated"]) == (1000, 200, False)
+        assert event["cost_usd"] == pytest.approx((1000 * 1.0 + 200 * 2.0) / 1e6)
+    assert calls[1]["images"] == len(images) and calls[0]["images"] >= 1
+    assert summary["usage"]["calls"] == len(calls) and summary["usage"]["tokens"] == 1200 * len(calls)
 
 
 def test_cli_refine_v2v_family_with_offline_critic(
@@ -305,6 +316,12 @@ def test_python_api_two_loops_with_rewrite(
     )
     assert prompts == sorted([PREDICTION["prompt"], REWRITE["prompt"]])
     assert FAKE_KEY.encode() not in all_bytes(tmp_path / "run")
+    trace = [json.loads(line) for line in (tmp_path / "run" / "trace.jsonl").read_text().splitlines()]
+    calls = [e for e in trace if e["node"] == "vlm_call"]
+    assert [e["schema"] for e in calls] == titles  # one event per request, in order
+    assert all(
+        (e["prompt_tokens"], e["completion_tokens"], e["cost_usd"]) == (1000, 200, None) for e in calls
+    )
 
 
 def test_a_size_the_family_rejects_fails_before_the_run_starts(
