@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from physics_iq.layout import CATEGORIES, DatasetLayout
+from physics_iq.evaluate import Evaluator, FolderResults
+from physics_iq.layout import CATEGORIES, DatasetLayout, Row
 from physics_iq.synthetic import MANIFEST_NAME, SCENARIOS, STATE_SCHEMA, SuiteError, build_suite
 from physics_iq.synthetic.build import simulate
 from physics_iq.trajectory import locate_by_colour
@@ -89,32 +90,59 @@ def test_state_files_follow_schema_and_match_the_pixels(suite: DatasetLayout) ->
             assert np.nanmax(np.abs(found[in_view] - truth[in_view])) < tolerance, (row.scenario, obj["id"])
 
 
-def test_evaluator_accepts_suite_take2_scores_100_switch_frame_scores_lower(
-    suite: DatasetLayout, tmp_path: Path
-) -> None:
-    from physics_iq.evaluate import Evaluator
+@pytest.fixture(scope="module")
+def take2_results(suite: DatasetLayout, tmp_path_factory: pytest.TempPathFactory) -> FolderResults:
+    return Evaluator(suite, 8, cache_dir=False).evaluate_folder(
+        _folder_of(suite, tmp_path_factory.mktemp("take2"), "take2")
+    )
 
-    evaluator = Evaluator(suite, 8, cache_dir=False)
-    take2 = evaluator.evaluate_folder(_folder_of(suite, tmp_path, "take2"))
-    still = evaluator.evaluate_folder(_folder_of(suite, tmp_path, "still"))
-    assert take2.overall.physics_iq_score == pytest.approx(100.0)
+
+def test_evaluator_accepts_suite_take2_scores_100_switch_frame_scores_lower(
+    suite: DatasetLayout, take2_results: FolderResults, tmp_path: Path
+) -> None:
+    still = Evaluator(suite, 8, cache_dir=False).evaluate_folder(_folder_of(suite, tmp_path, "still"))
+    assert take2_results.overall.physics_iq_score == pytest.approx(100.0)
     for category in CATEGORIES:
-        assert take2.per_category[category].physics_iq_score == pytest.approx(100.0)
+        assert take2_results.per_category[category].physics_iq_score == pytest.approx(100.0)
         assert still.per_category[category].physics_iq_score < 70, category
     assert still.overall.physics_iq_score < 50
 
 
-def test_physical_variance_between_takes_is_neither_zero_nor_huge(suite: DatasetLayout) -> None:
-    from physics_iq.evaluate import Evaluator
+#: Bounds on each IoU-type physical-variance metric of a category (take 1 vs take 2, the evaluator's
+#: per-category aggregate): below 0.999, the takes are not one clip copied; above 0.3, they are still the same
+#: scene. Measured at 192x108, seed 0: 0.45 (Fluid Dynamics weighted spatial IoU) to 0.99 (Thermodynamics spatial
+#: IoU). Sensor noise alone (takes with the perturbation switched off) already gives 0.78-0.99, so pixels cannot
+#: tell a perturbed take from a re-rendered one: the state test below checks the physics itself.
+VARIANCE_IOU_BOUNDS = (0.3, 0.999)
 
-    evaluator = Evaluator(suite, 8, cache_dir=False)
+
+def test_physical_variance_between_takes_is_neither_zero_nor_huge(
+    suite: DatasetLayout, take2_results: FolderResults
+) -> None:
+    lo, hi = VARIANCE_IOU_BOUNDS
+    for category in CATEGORIES:
+        variance = take2_results.per_category[category].variance
+        for name in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou"):
+            assert lo < getattr(variance, name) < hi, (category, name, getattr(variance, name))
+        assert 0 < variance.mse < 0.01, (category, variance.mse)  # not identical, not different scenes
+
+
+def _state_positions(layout: DatasetLayout, row: Row) -> tuple[list[str], np.ndarray]:
+    state = json.loads(layout.state_file(row, 8).read_text())
+    ids = [o["id"] for o in state["objects"]]
+    by_frame = [{o["id"]: o["position_px"] for o in f["objects"]} for f in state["frames"]]
+    return ids, np.array([[frame[i] for i in ids] for frame in by_frame])  # (T, objects, 2)
+
+
+def test_take_two_differs_from_take_one_in_the_simulated_state(suite: DatasetLayout) -> None:
+    # Pixels always differ (each take has its own sensor noise); the physics must differ too, and only a little.
     for pair in suite.pairs():
-        variance = evaluator.variance(pair)
-        assert 0.3 < variance.spatial_iou < 1.0 or variance.mse > 0, pair.scenario
-        assert variance.mse < 0.01, pair.scenario  # takes of the same scene, not different scenes
-        a, _ = read_video(suite.testing_video(pair.take1, 8))
-        b, _ = read_video(suite.testing_video(pair.take2, 8))
-        assert not np.array_equal(a, b)
+        ids1, one = _state_positions(suite, pair.take1)
+        ids2, two = _state_positions(suite, pair.take2)
+        assert ids1 == ids2, pair.scenario
+        gap = float(np.abs(one - two).max())  # px, state positions are rounded to 0.001 px
+        # Measured at 192x108: 0.36 px (swinging-lamp-shadow) to 8.7 px (balloon-heating).
+        assert 0.1 < gap < 0.1 * SIZE[0], (pair.scenario, pair.take1.perspective, gap)
 
 
 def test_same_arguments_give_identical_frames_other_seed_differs(tmp_path: Path) -> None:
