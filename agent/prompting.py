@@ -14,8 +14,9 @@ import jinja2
 
 from prompts import PROMPTS_ROOT, builtin_sets
 
-#: ``fallback`` renders the loop-1 prompt from the description alone when the prediction failed.
-ROLES: tuple[str, ...] = ("predict", "critique", "rewrite", "judge", "compose", "fallback")
+#: ``fallback`` renders the loop-1 prompt from the description alone when the prediction failed; ``repair``
+#: is the follow-up turn that shows a model why its reply did not validate.
+ROLES: tuple[str, ...] = ("predict", "critique", "rewrite", "judge", "compose", "fallback", "repair")
 
 
 class PromptSetError(ValueError):

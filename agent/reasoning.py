@@ -3,7 +3,9 @@
 Two implementations:
 
 - :class:`VLMReasoner` renders the prompt set's templates, sends them with frames to any :class:`VLM`, and
-  parses the replies into schemas (a parse failure raises :class:`~agent.schemas.ReplyParseError`).
+  parses the replies into schemas. A reply that does not validate gets one repair turn in the same
+  conversation (``repair.j2``: the validation error, and a request for the corrected object); if that fails
+  too, :class:`~agent.schemas.ReplyParseError` is raised for the node's retry policy.
 - :class:`agent.offline.OfflineReasoner` (``--vlm offline``): a motion-grounded rule-based critic, not a
   neural model.
 
@@ -22,10 +24,13 @@ import numpy as np
 
 from agent import motion
 from agent.prompting import PromptSet
-from agent.schemas import Critique, Judgement, Prediction, Rewrite, parse_reply
+from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply
 from agent.vlm.base import VLM, Message
 
 logger = logging.getLogger(__name__)
+
+#: Characters of the validation error a repair turn shows (pydantic's first 5 problems fit; the rest is noise).
+REPAIR_ERROR_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,37 @@ class VLMReasoner:
         self.name = f"vlm:{getattr(vlm, 'name', type(vlm).__name__)}"
 
     def _ask(self, text: str, images: Sequence[np.ndarray], schema: type[Any]) -> Any:
-        reply = self.vlm.chat([Message("user", text, tuple(images))], json_schema=schema.model_json_schema())
-        return parse_reply(reply.text, schema)
+        messages = [Message("user", text, tuple(images))]
+        json_schema = schema.model_json_schema()
+        reply = self.vlm.chat(messages, json_schema=json_schema)
+        try:
+            return parse_reply(reply.text, schema)
+        except ReplyParseError as error:
+            return self._repair(messages, error, schema, json_schema)
+
+    def _repair(
+        self, messages: list[Message], error: ReplyParseError, schema: type[Any], json_schema: dict[str, Any]
+    ) -> Any:
+        """One follow-up turn showing the model why its reply did not validate; parse what it answers.
+
+        The whole conversation is sent again (chat APIs keep no state), images included, so a repair costs
+        about one more call; the meter counts it like any other.
+
+        Raises:
+            ReplyParseError: The repaired reply does not validate either (``raw`` is that reply; the first
+                one is the chained cause), left to the node's retry policy.
+        """
+        logger.info(
+            "vlm: %s reply did not validate (%s); asking once to repair it", schema.__name__, error.reason
+        )
+        text = self.prompts.render("repair", schema=schema.__name__, error=error.reason[:REPAIR_ERROR_CHARS])
+        conversation = [*messages, Message("assistant", error.raw), Message("user", text)]
+        reply = self.vlm.chat(conversation, json_schema=json_schema)
+        try:
+            return parse_reply(reply.text, schema)
+        except ReplyParseError as again:
+            reason = f"{again.reason} (after a repair turn; the first reply: {error.reason[:300]})"
+            raise ReplyParseError(schema.__name__, reason, again.raw) from error
 
     def predict(self, scene: Scene) -> Prediction:
         images = sample_frames(scene.prefix, self.n_images)

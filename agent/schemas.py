@@ -1,7 +1,8 @@
 """What the reasoning roles return, as pydantic schemas, and the one place model text is parsed.
 
-A reply that does not parse raises :class:`ReplyParseError` keeping the raw text; the graph node declares a
-retry policy for it and records a failed critique when retries run out.
+A reply that does not parse raises :class:`ReplyParseError` keeping the raw text; the VLM reasoner asks the
+model once to repair it (:meth:`agent.reasoning.VLMReasoner`), and past that the graph node declares a retry
+policy for it and records a failed critique when retries run out.
 """
 
 from __future__ import annotations
@@ -72,10 +73,17 @@ class Judgement(BaseModel):
 
 
 class ReplyParseError(ValueError):
-    """A model reply could not be parsed into the expected schema; ``raw`` keeps the reply text."""
+    """A model reply could not be parsed into the expected schema.
+
+    Attributes:
+        schema: The schema's name.
+        reason: What was wrong, without the reply (shown to the model in a repair turn).
+        raw: The reply text.
+    """
 
     def __init__(self, schema: str, reason: str, raw: str) -> None:
         self.schema = schema
+        self.reason = reason
         self.raw = raw
         super().__init__(f"reply is not a valid {schema}: {reason}; reply began {raw[:200]!r}")
 

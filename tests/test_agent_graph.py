@@ -119,7 +119,9 @@ def test_loop_runs_to_convergence_with_scripted_vlm(tmp_path: Path) -> None:
 
 
 def test_malformed_reply_is_retried_on_the_node(tmp_path: Path) -> None:
-    deps, _ = _deps(tmp_path, [PREDICTION, "{not json", "```json\n" + CRITIQUE_OK + "\n```"], seeds=1)
+    # The reasoner's one repair turn gets "{still not json"; then the node's retry policy asks afresh.
+    replies = [PREDICTION, "{not json", "{still not json", "```json\n" + CRITIQUE_OK + "\n```"]
+    deps, _ = _deps(tmp_path, replies, seeds=1)
     final = build_graph(deps).invoke({"take1_id": 1})
     (record,) = final["critiques"]
     assert not record["failed"] and record["verdict"] == "consistent"
@@ -139,7 +141,10 @@ def test_refusals_become_a_failed_critique_and_the_run_goes_on(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("first_replies", "raw"),
     [
-        (["{not json", "Sure! The ball falls.", "I'm sorry, I can't help with that."], "I'm sorry"),
+        (
+            ["{not json", "{still not json", "Sure! The ball falls.", "{}", "{}", "I'm sorry, I can't help."],
+            "I'm sorry",
+        ),
         (["!error", "!error", "!error"], ""),
     ],
     ids=["malformed-replies", "transport-errors"],
@@ -147,7 +152,8 @@ def test_refusals_become_a_failed_critique_and_the_run_goes_on(tmp_path: Path) -
 def test_a_failed_prediction_falls_back_to_the_description_and_the_run_goes_on(
     tmp_path: Path, first_replies: list[str], raw: str
 ) -> None:
-    # Three predict attempts (the node's retry policy) all fail; then the loop runs from the fallback prompt.
+    # Three predict attempts (the node's retry policy), each with its repair turn for a reply that does not
+    # parse, all fail; then the loop runs from the fallback prompt.
     deps, generator = _deps(tmp_path, [*first_replies, CRITIQUE_OK], loops=2, seeds=2)
     final = build_graph(deps).invoke({"take1_id": 1})
     fallback = PromptSet("default").render("fallback", description="A red ball is dropped.", mode="v2v")

@@ -38,7 +38,11 @@ VARIABLES = {
     ],
     "suggested_changes": ["The red ball falls."],
     "statements": ["The red ball keeps moving."],
+    "schema": "Critique",
+    "error": "score: Input should be less than or equal to 1",
 }
+#: The variable whose absence each role must refuse (``repair`` is about the reply, not the scene).
+REQUIRED = {"repair": "error"}
 
 
 @pytest.mark.parametrize("set_name", builtin_sets())
@@ -47,8 +51,9 @@ def test_every_template_renders_strictly(set_name: str, role: str) -> None:
     prompts = PromptSet(set_name)
     text = prompts.render(role, **VARIABLES)
     assert text and "{{" not in text
+    required = REQUIRED.get(role, "description")
     with pytest.raises(jinja2.UndefinedError):
-        prompts.render(role, **{k: v for k, v in VARIABLES.items() if k != "description"})
+        prompts.render(role, **{k: v for k, v in VARIABLES.items() if k != required})
 
 
 def test_prompt_sets_by_name_or_path_with_hashes(tmp_path: Path) -> None:

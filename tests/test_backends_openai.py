@@ -15,9 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.prompting import PromptSet
+from agent.reasoning import VLMReasoner, make_scene
+from agent.schemas import ReplyParseError
 from agent.vlm import VLMS
 from agent.vlm.base import Message, VLMError
 from agent.vlm.openai_vlm import OpenAIVLM, encode_frame
+from physics_iq.layout import DatasetLayout
+from tests.datasets import build_tiny_dataset
 from tests.openai_server import Reply, ScriptedServer, completion, error
 
 FAKE_KEY = "sk-test-DO-NOT-LEAK-8f3a91c2"
@@ -183,3 +188,118 @@ def test_api_key_never_reaches_logs_replies_or_files(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert logged  # the backend and the client did log
     assert FAKE_KEY not in written and FAKE_KEY not in logged
+
+
+# -- repair turns: an invalid reply is shown its validation error once, in the same conversation -------------
+VALID = {
+    "Prediction": {"objects": ["square"], "physics": "inertia", "prompt": "The square keeps sliding right."},
+    "Critique": {"verdict": "consistent", "score": 0.8, "violations": []},
+    "Rewrite": {"reasoning": "fine", "prompt": "The square slides right."},
+}
+#: Valid JSON, invalid Prediction: pydantic says "prompt: String should have at least 1 character".
+EMPTY_PROMPT = json.dumps({"objects": ["square"], "prompt": ""})
+VALIDATION_ERROR = "prompt: String should have at least 1 character"
+
+
+def title(request: dict[str, Any]) -> str:
+    return str(request["response_format"]["json_schema"]["schema"]["title"])
+
+
+def answer_by_role(server: ScriptedServer, bad_predictions: list[str]) -> None:
+    """Each role gets valid JSON, except the first ``len(bad_predictions)`` Prediction requests."""
+    bad = iter(bad_predictions)
+
+    def answer() -> Reply:
+        role = title(server.requests[-1])
+        text = next(bad, None) if role == "Prediction" else None
+        return completion(text or json.dumps(VALID[role]))
+
+    server.script = [answer]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
+    return build_tiny_dataset(tmp_path_factory.mktemp("data"), n_scenarios=1)
+
+
+def refine(dataset: DatasetLayout, server: ScriptedServer, run_dir: Path) -> dict[str, Any]:
+    from agent.refine import run_refinement
+    from agent.runs import RunConfig
+
+    config = RunConfig(
+        dataset=str(dataset.root),
+        fps=8,
+        loops=1,
+        seeds=1,
+        scenarios=["2"],
+        score=False,
+        vlm="openai",
+        vlm_options={
+            "model": "tiny-test-model",
+            "base_url": server.url,
+            "api_key_env": "PHYSREFINE_TEST_KEY",
+        },
+    )
+    return run_refinement(config, run_dir)
+
+
+def vlm_calls(run_dir: Path) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+    return [e for e in events if e["node"] == "vlm_call"]
+
+
+def test_an_invalid_reply_is_repaired_in_the_same_node_attempt(
+    server: ScriptedServer, fake_key: str, dataset: DatasetLayout, tmp_path: Path
+) -> None:
+    answer_by_role(server, [EMPTY_PROMPT])
+    summary = refine(dataset, server, tmp_path / "run")
+    # One predict attempt: the question, then the repair turn; no retry by the node's policy.
+    assert [title(r) for r in server.requests] == ["Prediction", "Prediction", "Critique"]
+    first, repair = server.requests[0]["messages"], server.requests[1]["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert repair[0] == first[0]  # the same question, images included
+    assert repair[1]["content"] == EMPTY_PROMPT
+    assert VALIDATION_ERROR in repair[2]["content"] and "Prediction" in repair[2]["content"]
+    assert "response_format" in server.requests[1]
+    (scenario,) = (tmp_path / "run" / "scenarios").iterdir()
+    prediction = json.loads((scenario / "loop_1" / "prediction.json").read_text())
+    assert prediction["prompt"] == VALID["Prediction"]["prompt"]
+    assert not (scenario / "loop_1" / "prediction.failed.json").exists()
+    # The repair turn is a call like any other: counted in usage and traced (as the second user turn).
+    assert [(e["schema"], e["turn"]) for e in vlm_calls(tmp_path / "run")] == [
+        ("Prediction", 1),
+        ("Prediction", 2),
+        ("Critique", 1),
+    ]
+    assert summary["usage"]["calls"] == 3 and summary["usage"]["tokens"] == 3 * 1200
+    written = b"".join(p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert FAKE_KEY.encode() not in written
+
+
+def test_a_reply_still_invalid_after_repair_raises_with_both_raw_texts(
+    server: ScriptedServer, fake_key: str
+) -> None:
+    server.script = [completion(EMPTY_PROMPT), completion("Sorry, here it is: {prompt: none}")]
+    scene = make_scene("A square slides.", "v2v", 8.0, 8, np.full((2, 16, 16, 3), 90, np.uint8))
+    reasoner = VLMReasoner(make_vlm(server), PromptSet("default"))
+    with pytest.raises(ReplyParseError, match="after a repair turn") as failure:
+        reasoner.predict(scene)
+    assert len(server.requests) == 2  # one repair turn, not more
+    assert failure.value.raw == "Sorry, here it is: {prompt: none}" and failure.value.schema == "Prediction"
+    assert VALIDATION_ERROR in str(failure.value)
+    cause = failure.value.__cause__
+    assert isinstance(cause, ReplyParseError) and cause.raw == EMPTY_PROMPT
+
+
+def test_the_node_retries_a_reply_the_repair_did_not_fix(
+    server: ScriptedServer, fake_key: str, dataset: DatasetLayout, tmp_path: Path
+) -> None:
+    answer_by_role(server, [EMPTY_PROMPT] * 6)
+    refine(dataset, server, tmp_path / "run")
+    # The node's RetryPolicy (3 attempts) still applies, each attempt with its one repair turn.
+    assert [title(r) for r in server.requests] == ["Prediction"] * 6 + ["Critique"]
+    assert [len(r["messages"]) for r in server.requests[:6]] == [1, 3] * 3
+    (scenario,) = (tmp_path / "run" / "scenarios").iterdir()
+    failed = json.loads((scenario / "loop_1" / "prediction.failed.json").read_text())
+    assert failed["raw"] == EMPTY_PROMPT and "after a repair turn" in failed["error"]
+    assert len(vlm_calls(tmp_path / "run")) == 7
