@@ -216,23 +216,42 @@ def test_cogvideox_10_rejects_requests_longer_than_its_fixed_clip(tiny_models: d
 @pytest.mark.parametrize(
     ("error", "match"),
     [
-        pytest.param(RuntimeError("CUDA out of memory. Tried to allocate 20 GiB"), "out of memory", id="oom"),
         pytest.param(
-            IndexError("index 3 is out of bounds"), "pipeline failed: IndexError", id="pipeline-bug"
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+            r"wan2\.2-i2v-a14b: out of memory generating 9 frames at 16x16 \(CUDA out of memory\. Tried to "
+            r"allocate 20\.00 GiB\); try cpu_offload=true",
+            id="oom",
+        ),
+        pytest.param(
+            RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x8)"),
+            r"wan2\.2-i2v-a14b: pipeline failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied",
+            id="pipeline-error",
         ),
     ],
 )
-def test_pipeline_failures_become_generation_errors(
+def test_a_component_failing_inside_the_real_pipeline_is_a_generation_error(
     tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, error: Exception, match: str
 ) -> None:
     generator = load(tiny_models, "wan2.2-i2v-a14b", height="16", width="16")
+    request = make_request()
+    before = generator.generate(request).frames
+    # The real pipeline runs (text encoder, VAE encode, scheduler); its first denoising step -- Wan 2.2 A14B's
+    # high-noise transformer -- fails the way a GPU or a shape bug would.
+    transformer = generator.pipeline.transformer
+    calls = []
 
-    def failing_pipeline(**kwargs: Any) -> Any:
+    def failing_forward(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         raise error
 
-    monkeypatch.setattr(generator, "pipeline", failing_pipeline)
-    with pytest.raises(GenerationError, match=match):
-        generator.generate(make_request())
+    with monkeypatch.context() as patch:
+        patch.setattr(transformer, "forward", failing_forward)
+        with pytest.raises(GenerationError, match=match) as failure:
+            generator.generate(request)
+    assert calls == [1]  # raised from inside the pipeline, on its first transformer call
+    assert failure.value.__cause__ is error  # chained: the traceback still shows where it failed
+    # Loaded once and never mutated per call: the same pipeline serves the next request, identically.
+    np.testing.assert_array_equal(generator.generate(request).frames, before)
 
 
 def test_pipeline_returning_a_silently_rounded_clip_is_caught(
