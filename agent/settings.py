@@ -154,6 +154,19 @@ def _validate(model: type[BaseModel], values: dict[str, Any], origin: dict[str, 
         raise SettingsError("; ".join(problems)) from None
 
 
+def _check_backend(kind: str, name: Any, known: list[str], where: str) -> None:
+    """Refuse an unknown generator/VLM name here, naming the flag or file field it came from.
+
+    The registries would refuse it too, later and without saying where the name was given (and the VLM
+    registry does not know ``offline``, which is not a registered backend but the rule-based critic).
+    """
+    if not isinstance(name, str) or name in known:
+        return  # a non-string is left to the model's own type error
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise SettingsError(f"{where}: unknown {kind} {name!r}{hint} Known: {', '.join(known)}")
+
+
 def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
     """Merge the file (if any) with the command-line values given (CLI wins) and validate them.
 
@@ -162,7 +175,8 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
         config_file: Optional settings file.
 
     Raises:
-        SettingsError: naming the file and field or the flag of every invalid value.
+        SettingsError: naming the file and field or the flag of every invalid value (an unknown generator
+            or VLM name with a did-you-mean hint).
     """
     values = load_settings_file(config_file) if config_file is not None else {}
     values = {**values, **cli}
@@ -186,6 +200,20 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
             limit_values["time_limit_s"] = parse_duration(limit_values["time_limit_s"])
         except ValueError as exc:
             raise SettingsError(f"{origin['time_limit']}: {exc}") from exc
+    from agent.vlm import VLMS
+    from generators import GENERATORS
+
+    if "generator" in values:
+        _check_backend("generator", values["generator"], GENERATORS.names(), origin["generator"])
+    if "vlm" in values:
+        _check_backend("vlm", values["vlm"], ["offline", *VLMS.names()], origin["vlm"])
+    if isinstance(values.get("prompt_set"), str):
+        from agent.prompting import PromptSet, PromptSetError
+
+        try:
+            PromptSet(values["prompt_set"])  # loading checks that every role's template is there
+        except PromptSetError as exc:
+            raise SettingsError(f"{origin['prompt_set']}: {exc}") from exc
     limit_origin = {_LIMIT_FIELDS.get(k, k): v for k, v in origin.items()}
     config = _validate(RunConfig, values, origin)
     limits = _validate(RunLimits, limit_values, limit_origin)

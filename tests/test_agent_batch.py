@@ -127,7 +127,7 @@ def test_cli_config_file_and_categories(tmp_path: Path, suite: Path) -> None:
     assert saved["categories"] == ["Magnetism"] and saved["loops"] == 1 and saved["score"] is False
     assert json.loads((run_dir / "limits.json").read_text())["jobs"] == 1
     bad = runner.invoke(app, ["refine", "--config", str(file), "--categories", "Optics"])
-    assert bad.exit_code != 0 and "no category ['Optics']" in str(bad.exception or bad.output)
+    assert bad.exit_code == 2 and "no category ['Optics']; known: Magnetism" in bad.stderr
 
 
 # -- budgets --------------------------------------------------------------------------------------------------

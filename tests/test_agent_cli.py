@@ -1,7 +1,9 @@
-"""``physrefine demo`` end to end, ``physrefine refine`` options, and resume after ``kill -9``."""
+"""``physrefine demo`` end to end, ``physrefine refine`` options, user errors (one line, exit code 2, nothing
+touched), and resume after ``kill -9``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -10,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
@@ -61,26 +64,132 @@ def test_refine_help_lists_backends() -> None:
     assert "physics-prior" in result.output and "offline" in result.output and "scripted" in result.output
 
 
-def test_refine_rejects_unknown_backend_and_changed_config(tmp_path: Path) -> None:
-    suite = build_suite(tmp_path / "suite", scenarios=["synthetic-magnet-repel"], jobs=1)
-    base = [
-        "refine",
-        "--dataset",
-        str(suite.root),
-        "--scenarios",
-        "2",
-        "--run-dir",
-        str(tmp_path / "run"),
-        "--loops",
-        "1",
-        "--seeds",
-        "1",
-    ]
-    result = runner.invoke(app, [*base, "--generator", "physics-prio"])
-    assert result.exit_code != 0 and "did you mean 'physics-prior'" in str(result.exception)
-    assert runner.invoke(app, [*base, "--json", "--no-score"]).exit_code == 0
-    changed = runner.invoke(app, [*base, "--no-score", "--seeds", "2"])
-    assert changed.exit_code != 0 and "differs in ['seeds']" in str(changed.exception)
+# -- user errors: one line, exit code 2, nothing created or changed -------------------------------------------
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny suite and a finished one-loop run over it (unscored): the inputs the error cases must not touch."""
+    root = tmp_path_factory.mktemp("errors")
+    suite = build_suite(root / "suite", scenarios=["synthetic-magnet-repel"], size=(128, 72), jobs=1).root
+    done = runner.invoke(app, [*_refine_base(suite, root / "run"), "--no-score"])
+    assert done.exit_code == 0, done.output
+    return suite, root / "run"
+
+
+def _refine_base(suite: Path, run_dir: Path) -> list[str]:
+    return ["refine", "--dataset", str(suite), "--scenarios", "2", "--run-dir", str(run_dir), "--loops", "1", "--seeds", "1"]  # fmt: skip
+
+
+def _tree(*roots: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``roots``: content hash and modification time (a rewrite with the same bytes shows)."""
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for root in roots
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+# Each case: the arguments (``{suite}``, ``{run}``: the fixture's; ``{new}``: a path that must stay absent)
+# and what the one line must say.
+USER_ERRORS = {
+    "refine-missing-dataset": (
+        ["refine", "--dataset", "{new}/data", "--run-dir", "{new}/run"],
+        "data: dataset folder not found",
+    ),
+    "refine-unknown-generator": (
+        ["{refine_new}", "--generator", "physics-prio"],
+        "option --generator: unknown generator 'physics-prio'; did you mean 'physics-prior'?",
+    ),
+    "refine-unknown-vlm": (
+        ["{refine_new}", "--vlm", "offlin"],
+        "option --vlm: unknown vlm 'offlin'; did you mean 'offline'?",
+    ),
+    "refine-unknown-prompt-set": (
+        ["{refine_new}", "--prompt-set", "phyt2"],
+        "option --prompt-set: prompt set 'phyt2' is neither a folder nor a built-in set",
+    ),
+    "refine-missing-config-file": (
+        ["{refine_new}", "--config", "{new}/settings.toml"],
+        "settings.toml: cannot read settings file",
+    ),
+    "refine-unknown-scenario": (["{refine_new}", "--scenarios", "nosuch"], "no scenario ['nosuch']"),
+    "refine-rerun-with-other-settings": (
+        ["{refine_run}", "--no-score", "--seeds", "2"],
+        "config.json: this run directory was made with a different configuration (differs in ['seeds'])",
+    ),
+    "demo-unknown-scenario": (
+        ["demo", "--out", "{new}", "--scenarios", "synthetic-bal-bounce"],
+        "unknown scenario 'synthetic-bal-bounce'; did you mean 'synthetic-ball-bounce'?",
+    ),
+    "make-suite-into-a-run-dir": (
+        ["make-suite", "{run}", "--scenarios", "synthetic-magnet-repel"],
+        "folder is not empty and holds no synthetic_suite.json; refusing to write into it",
+    ),
+    "score-missing-dataset": (
+        ["score", "{run}/scenarios", "--dataset", "{new}/data"],
+        "data: dataset folder not found",
+    ),
+    "report-missing-run": (["report", "{new}/run"], "run: no such run directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_user_errors_are_one_line_exit_2_and_change_nothing(
+    case: str, finished: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite, run = finished
+    monkeypatch.chdir(tmp_path)  # a relative default output (score-results/) would land here and show
+    new = tmp_path / "new"
+    args, expected = USER_ERRORS[case]
+    fill = {
+        "{refine_new}": _refine_base(suite, new / "run"),
+        "{refine_run}": _refine_base(suite, run),
+    }
+    argv = [a for arg in args for a in fill.get(arg, [arg])]
+    argv = [a.format(suite=suite, run=run, new=new) for a in argv]
+    before = _tree(suite, run, tmp_path)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert not new.exists()
+    assert _tree(suite, run, tmp_path) == before
+
+
+def test_demo_rerun_with_other_settings_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--scenarios", "synthetic-magnet-repel", "--seeds", "1"]
+    assert runner.invoke(app, [*args, "--loops", "1", "--json"]).exit_code == 0
+    before = {p: h for p, (h, _) in _tree(out).items()}
+    result = runner.invoke(app, [*args, "--loops", "2"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "differs in ['loops']" in lines[0], result.stderr
+    # Content only: reusing the suite rewrites its manifest and descriptions.csv with the same bytes.
+    assert {p: h for p, (h, _) in _tree(out).items()} == before
+
+
+def test_a_missing_file_is_one_line_and_a_bug_keeps_its_traceback(
+    finished: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.workflows.rundata as rundata
+
+    def missing(path: Path) -> None:
+        raise FileNotFoundError(2, "No such file or directory", str(path / "summary.json"))
+
+    monkeypatch.setattr(rundata, "load_run", missing)
+    result = runner.invoke(app, ["report", str(finished[1])])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {finished[1] / 'summary.json'}: No such file or directory"
+
+    def bug(path: Path) -> None:
+        raise RuntimeError("an internal bug")
+
+    monkeypatch.setattr(rundata, "load_run", bug)
+    crashed = runner.invoke(app, ["report", str(finished[1])])
+    assert crashed.exit_code == 1 and isinstance(crashed.exception, RuntimeError)
 
 
 def _refine_cmd(suite: Path, run_dir: Path) -> list[str]:

@@ -296,7 +296,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     ) -> None:
-        from agent.settings import SettingsError, resolve_settings
+        from agent.settings import resolve_settings
 
         given: dict[str, Any] = {
             "dataset": dataset,
@@ -330,10 +330,8 @@ def register(app: typer.Typer) -> None:
             cli["generator_options"] = gen_opts
         if vlm_opts:
             cli["vlm_options"] = vlm_opts
-        try:
-            settings = resolve_settings(cli, config_file)
-        except SettingsError as exc:
-            raise typer.BadParameter(str(exc)) from exc
+        # A SettingsError (like every user error) is shown as one line by the CLI's root group.
+        settings = resolve_settings(cli, config_file)
         _run(settings.config, settings.run_dir, as_json, settings.limits)
 
     @app.command()
@@ -358,13 +356,10 @@ def register(app: typer.Typer) -> None:
         from agent.budget import RunLimits
         from agent.refine import DEMO_SCENARIOS
         from agent.runs import RunConfig
-        from physics_iq.synthetic import SuiteError, build_suite
+        from physics_iq.synthetic import build_suite
 
         names = [s.strip() for s in scenarios.split(",") if s.strip()] or list(DEMO_SCENARIOS)
-        try:
-            # Reused when the folder holds a suite built with the same arguments (checked via its manifest).
-            layout = build_suite(out / "suite", scenarios=names, fps=8, seed=0, jobs=min(2, len(names)))
-        except SuiteError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--scenarios/--out") from exc
+        # Reused when the folder holds a suite built with the same arguments (checked via its manifest).
+        layout = build_suite(out / "suite", scenarios=names, fps=8, seed=0, jobs=min(2, len(names)))
         config = RunConfig(dataset=str(layout.root.resolve()), fps=8, mode="v2v", loops=loops, seeds=seeds)
         _run(config, out / "run", as_json, RunLimits(jobs=jobs))

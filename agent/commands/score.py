@@ -128,7 +128,6 @@ def score(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from physics_iq.errors import PhysicsIQError
     from physics_iq.evaluate import MODES, Evaluator
     from physics_iq.layout import DatasetLayout
     from physics_iq.validation import validate_generated_folder
@@ -143,38 +142,35 @@ def score(
     if no_cache and cache_dir is not None:
         err.print("[red]error:[/] --cache-dir and --no-cache contradict each other; pass one")
         raise typer.Exit(2)
-    try:
-        layout = DatasetLayout(dataset)
-        folder = validate_generated_folder(layout, generated_dir, fps=fps, jobs=jobs)
-        evaluator = Evaluator(layout, folder.fps, mode=mode, cache_dir=False if no_cache else cache_dir)  # type: ignore[arg-type]
-        pairs = evaluator.pairs()
-        for message in folder.warnings:
-            err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"scoring ({mode})", total=len(pairs))
-            results = evaluator.evaluate_folder(
-                generated_dir,
-                jobs=jobs,
-                progress=lambda n: progress.advance(task, n),
-                validated=folder,
-            )
-        for message in results.warnings[len(folder.warnings) :]:
-            err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
-        trajectory = _trajectory(layout, generated_dir, folder.fps, err)
-        if trajectory is not None:
-            results.extra["trajectory"] = trajectory
-        out_dir = out if out is not None else _default_out_dir(generated_dir)
-        csv_path, json_path = results.write(out_dir)
-    except PhysicsIQError as exc:
-        err.print("[red]error:[/] " + _escape(str(exc)), soft_wrap=True)
-        raise typer.Exit(2) from exc
+    # A PhysicsIQError (bad dataset, invalid folder) is shown as one line by the CLI's root group.
+    layout = DatasetLayout(dataset)
+    folder = validate_generated_folder(layout, generated_dir, fps=fps, jobs=jobs)
+    evaluator = Evaluator(layout, folder.fps, mode=mode, cache_dir=False if no_cache else cache_dir)  # type: ignore[arg-type]
+    pairs = evaluator.pairs()
+    for message in folder.warnings:
+        err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"scoring ({mode})", total=len(pairs))
+        results = evaluator.evaluate_folder(
+            generated_dir,
+            jobs=jobs,
+            progress=lambda n: progress.advance(task, n),
+            validated=folder,
+        )
+    for message in results.warnings[len(folder.warnings) :]:
+        err.print("[yellow]warning:[/] " + _escape(message), soft_wrap=True)
+    trajectory = _trajectory(layout, generated_dir, folder.fps, err)
+    if trajectory is not None:
+        results.extra["trajectory"] = trajectory
+    out_dir = out if out is not None else _default_out_dir(generated_dir)
+    csv_path, json_path = results.write(out_dir)
     if json_output:
         typer.echo(json.dumps(results.to_json(), indent=2))
         _table(results, err)

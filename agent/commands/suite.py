@@ -42,7 +42,6 @@ def make_suite(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from physics_iq.errors import PhysicsIQError
     from physics_iq.synthetic import SCENARIOS, build_suite
 
     console = Console()
@@ -52,28 +51,23 @@ def make_suite(
             console.print(f"[bold]{name}[/]  ({spec.category})\n  {spec.description}")
         return
     width, height = _parse_size(size)
-    try:
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("simulating and rendering", total=None)
+    # A SuiteError (non-empty folder, other arguments) is shown as one line by the CLI's root group.
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("simulating and rendering", total=None)
 
-            def done(name: str, count: int, total: int) -> None:
-                progress.update(task, completed=count, total=total, description=f"done {name}")
+        def done(name: str, count: int, total: int) -> None:
+            progress.update(task, completed=count, total=total, description=f"done {name}")
 
-            layout = build_suite(
-                out_dir, scenarios, fps=fps, size=(width, height), seed=seed, jobs=jobs, on_scenario_done=done
-            )
-    except PhysicsIQError as exc:
-        from rich.markup import escape
-
-        err.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True)
-        raise typer.Exit(2) from exc
+        layout = build_suite(
+            out_dir, scenarios, fps=fps, size=(width, height), seed=seed, jobs=jobs, on_scenario_done=done
+        )
     n_scen = len(layout.scenarios())
     console.print(
         f"wrote {len(layout.rows)} rows ({n_scen} scenarios x 3 views x 2 takes) at {fps} FPS, "

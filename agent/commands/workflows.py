@@ -1,4 +1,8 @@
-"""``physrefine compare``, ``sweep``, ``submit`` and ``report``: the workflows over finished run directories."""
+"""``physrefine compare``, ``sweep``, ``submit`` and ``report``: the workflows over finished run directories.
+
+Their errors (CompareError, SweepError, RunConfigError, PhysicsIQError, FileExistsError) are shown as one
+``error: ...`` line with exit code 2 by the CLI's root group (:mod:`agent.cli`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True).print("[red]error:[/] " + escape(message), soft_wrap=True)
-    return typer.Exit(2)
 
 
 def _print_compare(result: dict[str, Any]) -> None:
@@ -60,16 +56,12 @@ def compare(
 ) -> None:
     """Compare finished runs: per view, per category and overall Physics-IQ deltas with paired bootstrap
     confidence intervals over scenarios, loop-by-loop curves and convergence statistics."""
-    from agent.workflows.compare import CompareError, compare_runs, write_comparison
+    from agent.workflows.compare import compare_runs, write_comparison
     from agent.workflows.rundata import load_run
-    from physics_iq.errors import PhysicsIQError
 
-    try:
-        loaded = [load_run(r) for r in runs]
-        result = compare_runs(loaded, variant=variant, n_boot=n_boot, seed=seed)
-        written = write_comparison(result, out)
-    except (PhysicsIQError, CompareError) as exc:
-        raise _fail(str(exc)) from exc
+    loaded = [load_run(r) for r in runs]
+    result = compare_runs(loaded, variant=variant, n_boot=n_boot, seed=seed)
+    written = write_comparison(result, out)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -102,16 +94,12 @@ def submit(
 
     from agent.workflows.rundata import load_run
     from agent.workflows.submit import META_DIR, ORACLE_LABEL, make_submission, score_submission
-    from physics_iq.errors import PhysicsIQError
 
     console = Console(stderr=as_json)
-    try:
-        manifest = make_submission(
-            load_run(run_dir), out, pick=pick, fps=fps, force_oracle=force_oracle, dataset=dataset
-        )
-        scored = score_submission(out, manifest) if score else None
-    except PhysicsIQError as exc:
-        raise _fail(str(exc)) from exc
+    manifest = make_submission(
+        load_run(run_dir), out, pick=pick, fps=fps, force_oracle=force_oracle, dataset=dataset
+    )
+    scored = score_submission(out, manifest) if score else None
     oracle = manifest["selection"]["oracle"]
     if as_json:
         typer.echo(json.dumps({"manifest": manifest, "score": scored}, indent=2))
@@ -140,13 +128,9 @@ def report(
     per loop, score-per-loop curves, category breakdown. Never overwrites an existing file."""
     from agent.workflows.report import write_report
     from agent.workflows.rundata import load_run
-    from physics_iq.errors import PhysicsIQError
 
     target = out if out is not None else run_dir / "report.html"
-    try:
-        written = write_report(load_run(run_dir), target)
-    except (PhysicsIQError, FileExistsError) as exc:
-        raise _fail(str(exc)) from exc
+    written = write_report(load_run(run_dir), target)
     typer.echo(f"wrote {written} ({written.stat().st_size // 1024} KiB, self-contained)")
 
 
@@ -166,20 +150,14 @@ def sweep(
     directory, sharing identical generations through a content-addressed cache; then compare the cells."""
     from rich.console import Console
 
-    from agent.runs import RunConfigError
-    from agent.workflows.compare import CompareError
-    from agent.workflows.sweep import SweepError, load_sweep_config, run_sweep
-    from physics_iq.errors import PhysicsIQError
+    from agent.workflows.sweep import load_sweep_config, run_sweep
 
     err = Console(stderr=True)
 
     def on_cell(name: str, index: int, total: int, status: str) -> None:
         err.print(f"[{index}/{total}] {name}: {status}")
 
-    try:
-        result = run_sweep(load_sweep_config(config), out, n_boot=n_boot, on_cell=on_cell)
-    except (SweepError, RunConfigError, CompareError, PhysicsIQError) as exc:
-        raise _fail(str(exc)) from exc
+    result = run_sweep(load_sweep_config(config), out, n_boot=n_boot, on_cell=on_cell)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
