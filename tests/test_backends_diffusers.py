@@ -9,6 +9,8 @@ conditioning actually reaching the model and error mapping -- not visual quality
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,31 @@ def test_cogvideox_10_rejects_requests_longer_than_its_fixed_clip(tiny_models: d
     ) as e:
         generator.generate(make_request(num_frames=40))  # 5 s at 8 fps = 41 native frames
     assert isinstance(e.value.__cause__, ValueError) and str(e.value.__cause__) == str(e.value)
+
+
+def test_a_checkpoint_whose_fixed_clip_length_the_vae_cannot_decode_is_refused(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CogVideoX 1.0 layout generates exactly sample_frames frames; 10 is not 8k+1 (4x temporal VAE, 2x
+    # latent patch), so the pipeline would hand back another length. The real request is refused up front.
+    folder = tmp_path / "cogvideox-10-frames"
+    shutil.copytree(tiny_models["cogvideox-i2v"], folder)
+    config_path = folder / "transformer" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "sample_frames": 10}))
+    generator = GENERATORS.resolve("cogvideox-i2v")(
+        model=str(folder), num_inference_steps="2", max_sequence_length="16"
+    )
+    calls = []
+    monkeypatch.setattr(generator.pipeline.transformer, "forward", lambda *a, **k: calls.append(1))
+    with pytest.raises(GenerationError) as refused:
+        generator.generate(make_request(num_frames=4))
+    assert str(refused.value) == (
+        "cogvideox-i2v: num_frames=10 is not of the form 8*k+1 (nearest valid: 9 or 17); "
+        "the pipeline would silently change it"
+    )
+    assert isinstance(refused.value.__cause__, ValueError)
+    assert calls == []  # refused before the pipeline ran
 
 
 @pytest.mark.parametrize(
