@@ -6,7 +6,9 @@ It plays the three reasoning roles with measurements from :mod:`agent.motion` in
   bounce), composed with the prompt set's ``compose.j2`` — a coarse first look, like a VLM's first guess.
 - **critique**: compares the continuation's tracks with the prefix's: velocity continuity at the switch frame,
   gravity (free-flight acceleration), no penetration of the floor, no energy gain in bounces (and bounce
-  height as before), no appearing/vanishing, no stopping in mid-air, slowing down as before. Each check
+  height as before), no appearing/vanishing, no stopping in mid-air, slowing down as before, and, when the
+  description announces a mechanical action (a release, a push, a pour), that something moves at all (from
+  the official motion masks, so beads and liquids count too). Each check
   yields a :class:`~agent.schemas.Violation` and a concrete suggested sentence built from the prefix
   measurement ("the red ball moves right at 38 px/s and down at 20 px/s").
 - **rewrite**: keeps the current prompt's sentences and replaces those about the same object and aspect
@@ -28,6 +30,7 @@ from agent import motion
 from agent.prompting import PromptSet
 from agent.reasoning import Scene
 from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation
+from physics_iq.metrics import motion_masks
 
 _ASPECTS = {
     "velocity": re.compile(r"\bmoves? .*px/s(?! every)|\bstarts at rest\b", re.I),
@@ -38,6 +41,16 @@ _ASPECTS = {
 _COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?|dropped)\b", re.I)
+# Mechanical actions set things moving at once; heating or switching something on may show nothing for
+# seconds (an ice block melts slowly), so those descriptions do not make a still continuation wrong.
+_ACTION = re.compile(
+    r"\b(?:lets? go|let go|released?|releases|drops?(?! of)|dropped|push(?:es|ed)?|pours?|slides? away|swings?|"
+    r"rolls?|strikes?|knocks?|kicks?|throws?|thrown|tips? over|topples?)\b",
+    re.I,
+)
+# A frame "moves" when its official motion mask (physics_iq.metrics) covers at least this share of the
+# image: 0.05 % is ~30 px at 320x180, above the masks' noise on still clips and below one moving ball.
+_MOVING_SHARE = 0.0005
 
 
 def _key(sentence: str) -> tuple[str, str] | None:
@@ -304,6 +317,26 @@ class OfflineReasoner:
                         f"stops in mid-air at y={y:.0f} px",
                     )
                     changes.append(f"The {m.colour} ball keeps falling until it reaches the floor.")
+        # -- an announced action must set something moving (seen in the motion masks, so also for what
+        # the tracker cannot follow: beads, liquids, dominoes)
+        action = _ACTION.search(scene.description)
+        if action:
+            masks = motion_masks(frames)
+            moving = float((masks[1:].mean(axis=(1, 2)) >= _MOVING_SHARE).mean()) if len(masks) > 1 else 0.0
+            if moving < 0.1:
+                error += 1.0
+                flag(
+                    0,
+                    len(frames),
+                    "scene",
+                    "an action sets things moving",
+                    "high",
+                    f"the description says '{action.group(0)}', but nothing moves in "
+                    f"{100 * (1 - moving):.0f}% of the frames",
+                )
+                changes.append(
+                    f"As described ({action.group(0)}), things visibly start moving right after the switch frame."
+                )
         extra = {m.name for m in after.objects} - set(before)
         for name in sorted(extra):
             flag(0, len(frames), name, "no appearing", "high", "present after the switch but not before")
