@@ -1,7 +1,7 @@
 """What the reasoning roles return, as pydantic schemas, and the one place model text is parsed.
 
 A reply that does not parse raises :class:`ReplyParseError` keeping the raw text; the VLM reasoner asks the
-model once to repair it (:meth:`agent.reasoning.VLMReasoner`), and past that the graph node declares a retry
+model once to repair it (:class:`agent.reasoning.VLMReasoner`), and past that the graph node declares a retry
 policy for it and records a failed critique when retries run out.
 """
 

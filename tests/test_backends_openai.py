@@ -22,6 +22,8 @@ from agent.vlm import VLMS
 from agent.vlm.base import Message, VLMError
 from agent.vlm.openai_vlm import OpenAIVLM, encode_frame
 from physics_iq.layout import DatasetLayout
+from physics_iq.synthetic import build_suite
+from physics_iq.video import read_video
 from tests.datasets import build_tiny_dataset
 from tests.openai_server import Reply, ScriptedServer, completion, error
 
@@ -222,7 +224,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
     return build_tiny_dataset(tmp_path_factory.mktemp("data"), n_scenarios=1)
 
 
-def refine(dataset: DatasetLayout, server: ScriptedServer, run_dir: Path) -> dict[str, Any]:
+def refine(
+    dataset: DatasetLayout, server: ScriptedServer, run_dir: Path, grounding: bool = True
+) -> dict[str, Any]:
     from agent.refine import run_refinement
     from agent.runs import RunConfig
 
@@ -233,6 +237,7 @@ def refine(dataset: DatasetLayout, server: ScriptedServer, run_dir: Path) -> dic
         seeds=1,
         scenarios=["2"],
         score=False,
+        grounding=grounding,
         vlm="openai",
         vlm_options={
             "model": "tiny-test-model",
@@ -303,3 +308,47 @@ def test_the_node_retries_a_reply_the_repair_did_not_fix(
     failed = json.loads((scenario / "loop_1" / "prediction.failed.json").read_text())
     assert failed["raw"] == EMPTY_PROMPT and "after a repair turn" in failed["error"]
     assert len(vlm_calls(tmp_path / "run")) == 7
+
+
+# -- motion grounding: the tracker's summary reaches a real VLM's prompts only when enabled -----------------
+@pytest.fixture(scope="module")
+def moving_suite(tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
+    """Two-ball collision: the red ball is already rolling right before the switch frame."""
+    return build_suite(
+        tmp_path_factory.mktemp("suite") / "suite",
+        scenarios=["synthetic-two-ball-collision"],
+        fps=8,
+        size=(96, 54),
+        jobs=1,
+    )
+
+
+def prompt_text(request: dict[str, Any]) -> str:
+    content = request["messages"][0]["content"]
+    return str(content if isinstance(content, str) else content[0]["text"])
+
+
+@pytest.mark.parametrize("grounding", [True, False], ids=["grounding", "no-grounding"])
+def test_motion_grounding_reaches_the_critique_prompt_only_when_enabled(
+    server: ScriptedServer, fake_key: str, moving_suite: DatasetLayout, tmp_path: Path, grounding: bool
+) -> None:
+    # What the tracker measures on the scenario's conditioning clip, computed here independently of the run.
+    (row,) = [r for r in moving_suite.take1_rows() if r.id == 2]
+    prefix, _ = read_video(moving_suite.conditioning_video(row, 8))
+    scene = make_scene(row.description, "v2v", 8.0, 40, prefix)
+    prefix_text = scene.prefix_motion.grounding_text("before the switch frame")
+    assert "(red): at the end moving right, at 4" in prefix_text  # a real measurement, not "no objects"
+
+    answer_by_role(server, [])
+    refine(moving_suite, server, tmp_path / "run", grounding=grounding)
+    texts = {title(r): prompt_text(r) for r in server.requests}
+    assert set(texts) == {"Prediction", "Critique"}
+    critique = texts["Critique"]
+    (attempt,) = (tmp_path / "run").glob("scenarios/*/attempts/*.mp4")
+    attempt_text = scene.attempt_motion(read_video(attempt)[0]).grounding_text("generated continuation")
+    assert "(red)" in attempt_text and "(blue)" in attempt_text
+    assert (prefix_text in critique) is grounding
+    assert (attempt_text in critique) is grounding  # and the attempt's own tracker summary
+    assert ("Measured motion" in critique) is grounding
+    assert (prefix_text in texts["Prediction"]) is grounding
+    assert row.description in critique  # the rest of the prompt is there either way
