@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -62,6 +63,9 @@ def test_refine_help_lists_backends() -> None:
     result = runner.invoke(app, ["refine", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "physics-prior" in result.output and "offline" in result.output and "scripted" in result.output
+    # Bracketed defaults survive rich markup; the built-in prompt sets are listed (help unwrapped first).
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "[physics-prior]" in text and "[v2v]" in text and "(default, minimal, phyt2v)" in text
 
 
 # -- user errors: one line, exit code 2, nothing created or changed -------------------------------------------
@@ -247,3 +251,50 @@ def test_kill_mid_generation_and_resume(tmp_path: Path) -> None:
     generated = [e for e in events if e["node"] == "generate" and not e.get("reused")]
     assert len(generated) == len({e["path"] for e in generated})  # no attempt generated twice
     assert _comparable(json.loads(resumed.stdout)) == _comparable(json.loads(reference.stdout))
+
+
+# -- the PhyT2V-style prompt set ------------------------------------------------------------------------------
+def test_phyt2v_prompt_set_is_used_and_recorded(
+    finished: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.prompting import ROLES
+    from agent.vlm.scripted import ScriptedVLM
+    from prompts import PROMPTS_ROOT
+
+    sent: list[str] = []
+    original = ScriptedVLM.chat
+
+    def recording(self: ScriptedVLM, messages: Any, **kwargs: Any) -> Any:
+        sent.append(messages[-1].text)
+        return original(self, messages, **kwargs)
+
+    monkeypatch.setattr(ScriptedVLM, "chat", recording)
+    # One reply that parses as a prediction, a critique (inconsistent: the loop goes on) and a rewrite.
+    reply = json.dumps(
+        {"prompt": "The magenta puck slides right and stops.", "verdict": "inconsistent", "score": 0.3}
+    )
+    run_dir = tmp_path / "run"
+    args = [
+        "refine",
+        "--dataset",
+        str(finished[0]),
+        "--scenarios",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--loops",
+        "2",
+    ]
+    args += ["--seeds", "1", "--no-score", "--prompt-set", "phyt2v", "--vlm", "scripted"]
+    args += ["--vlm-opt", f"replies={json.dumps([reply])}", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "config.json").read_text())["prompt_set"] == "phyt2v"
+    recorded = json.loads((run_dir / "provenance.json").read_text())["prompt_set"]
+    assert recorded["name"] == "phyt2v" and set(recorded["templates"]) == set(ROLES)
+    for role, digest in recorded["templates"].items():
+        assert digest == hashlib.sha256((PROMPTS_ROOT / "phyt2v" / f"{role}.j2").read_bytes()).hexdigest()
+    # What the VLM was sent came from this set: predict's step-back, critique's caption, rewrite's step-back.
+    assert any(text.startswith("You are a physics expert") and "3. Step back" in text for text in sent)
+    assert any("1. Caption: describe only what the continuation shows" in text for text in sent)
+    assert any(text.startswith("You refine a prompt") and "1. Step back" in text for text in sent)

@@ -55,6 +55,13 @@ def _backends_help() -> str:
     )
 
 
+def _prompt_sets_help() -> str:
+    # Module level: the option annotations are strings evaluated against this module's globals.
+    from prompts import builtin_sets  # a folder listing, cheap enough for --help
+
+    return f"Prompt set: built-in ({', '.join(builtin_sets())}) or a folder of templates \\[default]."
+
+
 def _print_table(summary: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -235,15 +242,17 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         fps: Annotated[int | None, typer.Option("--fps", help="Benchmark frame rate to work at [8].")] = None,
+        # Defaults in help texts are written \[like-this]: rich markup would take [like-this] for a style tag
+        # and print nothing.
         mode: Annotated[
             str | None,
-            typer.Option("--mode", help="i2v (switch frame only) or v2v (conditioning clip) [v2v]."),
+            typer.Option("--mode", help=r"i2v (switch frame only) or v2v (conditioning clip) \[v2v]."),
         ] = None,
         generator: Annotated[
-            str | None, typer.Option("--generator", help="Generator name (see above) [physics-prior].")
+            str | None, typer.Option("--generator", help=r"Generator name (see above) \[physics-prior].")
         ] = None,
         vlm: Annotated[
-            str | None, typer.Option("--vlm", help="'offline' or a VLM backend name [offline].")
+            str | None, typer.Option("--vlm", help=r"'offline' or a VLM backend name \[offline].")
         ] = None,
         loops: Annotated[int | None, typer.Option("--loops", help="Maximum refinement loops [4].")] = None,
         seeds: Annotated[int | None, typer.Option("--seeds", help="Attempts (seeds) per loop [2].")] = None,
@@ -258,7 +267,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         prompt_set: Annotated[
-            str | None, typer.Option("--prompt-set", help="Prompt set name or folder [default].")
+            str | None,
+            typer.Option(
+                "--prompt-set",
+                help=_prompt_sets_help(),
+            ),
         ] = None,
         model: Annotated[str | None, typer.Option("--model", help="Generator model id or path.")] = None,
         dtype: Annotated[str | None, typer.Option("--dtype", help="Generator dtype.")] = None,
@@ -277,7 +290,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--selector",
-                help="Honest ensemble pick: 'critic' (best critique) or 'judge' (pairwise VLM judging) [critic].",
+                help="Honest ensemble pick: 'critic' (best critique) or 'judge' (pairwise VLM judging) \\[critic].",
             ),
         ] = None,
         max_vlm_tokens: Annotated[
