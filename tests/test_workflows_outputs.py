@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -207,38 +208,89 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
-def test_report_renders_in_headless_chromium_without_console_errors(small_run, tmp_path):
-    out = tmp_path / "report.html"
-    done = CliRunner().invoke(app, ["report", str(small_run), "--out", str(out)])
-    assert done.exit_code == 0, done.output
-    shot = tmp_path / "shot.png"
+needs_chromium = pytest.mark.skipif(
+    _chromium() is None, reason="chromium is not installed (apt-get install -y chromium)"
+)
+# Chromium logs every console message of a web page at INFO ("INFO:CONSOLE:12] "text", source: ...(12)"),
+# console.error included (only its own built-in pages keep the level), and an uncaught exception as such a
+# message starting "Uncaught". So the level cannot be read from the log: any console line of the page counts
+# as a problem (the report logs nothing), and the negative controls below prove that this check can fail.
+_CONSOLE_LINE = re.compile(r":CONSOLE[:(]\d+\)?\]|Uncaught")
+
+
+def _headless(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    """Chromium, headless, on ``page`` with ``action`` (``--dump-dom``, ``--screenshot=...``), logging to stderr."""
     browser = _chromium()
     assert browser is not None
-    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600"]
-    shown = subprocess.run(
-        [*common, f"--screenshot={shot}", out.as_uri()],
+    return subprocess.run(
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1280,1600",
+            *action,
+            page.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def console_problems(log: str) -> list[str]:
+    """The lines of a chromium log that report a console message or an uncaught error of the page."""
+    return [line for line in log.splitlines() if _CONSOLE_LINE.search(line)]
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ('console.error("deliberate console error")', "deliberate console error"),
+        ('throw new Error("deliberate uncaught error")', "Uncaught Error: deliberate uncaught error"),
+        ('Promise.reject(new Error("deliberate rejection"))', "deliberate rejection"),
+    ],
+    ids=["console-error", "thrown-error", "unhandled-rejection"],
+)
+def test_console_check_detects_a_deliberate_error(tmp_path: Path, script: str, expected: str) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(f"<!doctype html><html><body><p>page</p><script>{script}</script></body></html>")
+    done = _headless(page, tmp_path / "profile", "--dump-dom")
+    assert done.returncode == 0 and "<p>page</p>" in done.stdout  # the page did load
+    problems = console_problems(done.stderr)
+    assert problems and expected in problems[0], done.stderr[-2000:]
+
+
+@needs_chromium
+def test_console_check_passes_a_clean_page(tmp_path: Path) -> None:
+    page = tmp_path / "clean.html"
+    page.write_text(
+        "<!doctype html><html><body><p>page</p><script>document.title = 'ok'</script></body></html>"
+    )
+    done = _headless(page, tmp_path / "profile", "--dump-dom")
+    assert done.returncode == 0 and "<title>ok</title>" in done.stdout  # the script ran
+    assert console_problems(done.stderr) == []
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium_without_console_errors(small_run, tmp_path):
+    out = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["report", str(small_run), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    shot = tmp_path / "shot.png"
+    shown = _headless(out, tmp_path / "profile", f"--screenshot={shot}")
     assert shown.returncode == 0, shown.stderr[-2000:]
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 100
     assert float(image.std()) > 10, "the screenshot is blank"
     # Not just the page background: the header band is dark, the rest light.
     assert image[:40].mean() < 100 < image[200:].mean()
-    dom = subprocess.run(
-        [*common, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120, check=False
-    )
+    dom = _headless(out, tmp_path / "profile", "--dump-dom")
     assert dom.returncode == 0
     assert "physrefine report" in dom.stdout and load_run(small_run).views[0].name in dom.stdout
-    log = shown.stderr + dom.stderr
-    errors = [
-        line for line in log.splitlines() if "Uncaught" in line or ("CONSOLE" in line and "ERROR" in line)
-    ]
-    assert not errors, errors
+    problems = console_problems(shown.stderr + dom.stderr)
+    assert not problems, problems
 
 
 def test_submit_places_a_resampled_clip_at_another_fps(small_run, tmp_path):
