@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,22 @@ class UsageMeter:
         return data
 
 
+# The scenario whose graph node is calling the VLM right now (set by agent.graph around each node), so that
+# calls of scenarios refined concurrently (--jobs) can be told apart in the trace. A ContextVar, not a
+# thread-local attribute: each graph step runs its node in one thread, and the VLM call is made inside it.
+_SCENARIO: ContextVar[int | None] = ContextVar("physrefine_scenario", default=None)
+
+
+@contextmanager
+def scenario_scope(take1_id: int) -> Iterator[None]:
+    """Attribute the VLM calls made inside the block to the scenario ``take1_id`` (its take-1 row ID)."""
+    token = _SCENARIO.set(int(take1_id))
+    try:
+        yield
+    finally:
+        _SCENARIO.reset(token)
+
+
 def call_event(
     reply: VLMReply,
     messages: Sequence[Message],
@@ -113,6 +131,7 @@ def call_event(
 ) -> dict[str, Any]:
     """The trace event of one VLM call: accounting only, never message text, reply text or backend options.
 
+    ``take1_id`` is the scenario whose node made the call (``None`` outside :func:`scenario_scope`),
     ``schema`` (the title of the requested JSON schema) says which role asked, and ``turn`` counts the user
     messages of the conversation (2 for a repair turn), so calls can be told apart without their text.
     ``base_url`` and the rest of the reply's metadata are left out: a URL may carry credentials.
@@ -126,6 +145,7 @@ def call_event(
     latency = reply.metadata.get("latency_s")
     return {
         "node": "vlm_call",
+        "take1_id": _SCENARIO.get(),
         "model": reply.model,
         "schema": str(json_schema.get("title", "")) if json_schema else "",
         "turn": sum(m.role == "user" for m in messages),

@@ -17,13 +17,14 @@ sqlite checkpoint, neither loses nor duplicates attempts.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from langgraph.errors import NodeError
@@ -31,6 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
+from agent.budget import scenario_scope
 from agent.motion import switch_velocity_gap
 from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
@@ -447,13 +449,19 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
 
     retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
     builder = StateGraph(LoopState)
-    builder.add_node("predict", predict, retry_policy=retry, error_handler=predict_failed)
+    builder.add_node(
+        "predict", in_scenario(predict), retry_policy=retry, error_handler=in_scenario(predict_failed)
+    )
     builder.add_node("generate", generate)  # type: ignore[arg-type]  # Send payload, not the state
-    builder.add_node("critique", critique, retry_policy=retry, error_handler=critique_failed)
+    builder.add_node(
+        "critique", in_scenario(critique), retry_policy=retry, error_handler=in_scenario(critique_failed)
+    )
     builder.add_node("converge", converge)
-    builder.add_node("rewrite", rewrite, retry_policy=retry)
+    builder.add_node("rewrite", in_scenario(rewrite), retry_policy=retry)
     if deps.selector == "judge":
-        builder.add_node("ensemble", ensemble, retry_policy=retry, error_handler=ensemble_failed)
+        builder.add_node(
+            "ensemble", in_scenario(ensemble), retry_policy=retry, error_handler=in_scenario(ensemble_failed)
+        )
     else:
         builder.add_node("ensemble", ensemble)
     builder.add_node("score", score)
@@ -466,6 +474,21 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph
     builder.add_edge("ensemble", "score")
     builder.add_edge("score", END)
     return builder.compile(checkpointer=checkpointer)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def in_scenario(node: F) -> F:
+    """Run a VLM-calling node inside :func:`agent.budget.scenario_scope` of its state's scenario, so each
+    ``vlm_call`` trace event names the scenario that paid for it."""
+
+    @functools.wraps(node)
+    def run(state: LoopState, *args: Any, **kwargs: Any) -> Any:  # error handlers get ``error=``
+        with scenario_scope(state["take1_id"]):
+            return node(state, *args, **kwargs)
+
+    return cast(F, run)
 
 
 def _record(attempt: Attempt, path: Path, result: Critique) -> CritiqueRecord:

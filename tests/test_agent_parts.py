@@ -217,6 +217,7 @@ def test_metered_vlm_traces_each_call_without_its_text(tmp_path: Path) -> None:
     # The scripted backend reports no usage: the meter's estimate (chars / 4 + 256 per image) is traced.
     assert event == {
         "node": "vlm_call",
+        "take1_id": None,  # outside any graph node
         "model": "scripted",
         "schema": "Critique",
         "turn": 1,
@@ -228,3 +229,8 @@ def test_metered_vlm_traces_each_call_without_its_text(tmp_path: Path) -> None:
         "latency_s": None,
     }
     assert "hidden" not in json.dumps(event)
+    from agent.budget import scenario_scope
+
+    with scenario_scope(7):
+        vlm.chat([Message("user", "again")])
+    assert events[-1]["take1_id"] == 7

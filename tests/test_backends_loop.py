@@ -208,6 +208,8 @@ def test_cli_refine_with_wan21_and_openai_vlm(
         assert (event["prompt_tokens"], event["completion_tokens"], event["estimated"]) == (1000, 200, False)
         assert event["cost_usd"] == pytest.approx((1000 * 1.0 + 200 * 2.0) / 1e6)
     assert calls[1]["images"] == len(images) and calls[0]["images"] >= 1
+    # ... each attributed to the scenario that made it (one scenario here: its take-1 ID).
+    assert {e["take1_id"] for e in calls} == {int(only_scenario(run_dir).name[:4])}
     assert summary["usage"]["calls"] == len(calls) and summary["usage"]["tokens"] == 1200 * len(calls)
 
 
