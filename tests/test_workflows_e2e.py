@@ -1,7 +1,8 @@
 """Acceptance test of the three workflows on the synthetic suite, all in a temporary folder:
 
-refine (offline defaults) -> SIGKILL mid-run -> resume -> compare two prompt sets -> submit -> score the
-submission -> report.
+refine (offline defaults) -> SIGKILL mid-run -> resume -> compare with a second prompt set and with a one-loop
+run (per-run numbers = each run's summary.json, deltas = their differences) -> submit -> score the submission ->
+report.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from agent.workflows.rundata import VARIANTS
 
 SCENARIOS = "synthetic-ball-bounce,synthetic-two-ball-collision"
 
 
-def _refine_args(suite: Path, run_dir: Path, prompt_set: str) -> list[str]:
+def _refine_args(suite: Path, run_dir: Path, prompt_set: str, loops: int = 2) -> list[str]:
     return [
         "refine",
         "--dataset",
@@ -30,7 +32,7 @@ def _refine_args(suite: Path, run_dir: Path, prompt_set: str) -> list[str]:
         "--run-dir",
         str(run_dir),
         "--loops",
-        "2",
+        str(loops),
         "--seeds",
         "2",
         "--prompt-set",
@@ -78,15 +80,20 @@ def test_refine_kill_resume_compare_submit_score_report(tmp_path):
     assert summary.get("status", "complete") == "complete" and len(summary["scenarios"]) == 6
     assert {p: p.stat().st_mtime_ns for p in survivors} == survivors
 
-    # 3. a second prompt set, then compare the two
+    # 3. a second prompt set, and the same suite refined for one loop only; compare both with the first run.
+    # The offline critic reads no prompt template but compose.j2 (the same in both sets), so the prompt-set
+    # delta may well be zero; the one-loop run really differs (its final loop is loop 1).
     run_b = tmp_path / "run-minimal"
     _invoke(_refine_args(suite, run_b, "minimal"))
+    run_c = tmp_path / "run-loops1"
+    _invoke(_refine_args(suite, run_c, "default", loops=1))
     comparison = json.loads(
         _invoke(
             [
                 "compare",
                 str(run_a),
                 str(run_b),
+                str(run_c),
                 "--out",
                 str(tmp_path / "compare"),
                 "--n-boot",
@@ -97,11 +104,23 @@ def test_refine_kill_resume_compare_submit_score_report(tmp_path):
     )
     assert comparison["configs"]["run-default"]["prompt_set"] == "default"
     assert comparison["configs"]["run-minimal"]["prompt_set"] == "minimal"
+    assert comparison["configs"]["run-loops1"]["loops"] == 1
     assert len(comparison["views"]) == 6 and not comparison["notes"]
-    honest = next(r for r in comparison["overall"] if r["variant"] == "honest_ensemble")
-    assert honest["run-default"] == pytest.approx(summary["overall"]["honest_ensemble"], abs=0.01)
-    stats = honest["vs"]["run-minimal"]
-    assert stats["ci_low"] <= stats["delta"] <= stats["ci_high"]
+    summaries = {run.name: json.loads((run / "summary.json").read_text()) for run in (run_a, run_b, run_c)}
+    assert [row["variant"] for row in comparison["overall"]] == list(VARIANTS)
+    for row in comparison["overall"]:
+        for label, run_summary in summaries.items():
+            # The run's own number: summary.json rounds to 2 decimals, compare to 4.
+            own = run_summary["overall"][row["variant"]]
+            assert row[label] == pytest.approx(own, abs=0.005 + 1e-4), f"{row['variant']} of {label}"
+        for label in ("run-minimal", "run-loops1"):
+            stats = row["vs"][label]
+            # The delta is this run's number minus the baseline's (each rounded to 4 decimals).
+            assert stats["delta"] == pytest.approx(row[label] - row["run-default"], abs=2e-4), (row, label)
+            assert stats["ci_low"] <= stats["delta"] <= stats["ci_high"]
+    one_loop = {row["variant"]: row["vs"]["run-loops1"]["delta"] for row in comparison["overall"]}
+    assert one_loop["loop_1"] == 0.0  # loop 1 is the same attempts in both runs (same prompts and seeds)
+    assert any(abs(delta) >= 0.01 for delta in one_loop.values()), one_loop
     assert (tmp_path / "compare" / "compare.md").is_file() and (
         tmp_path / "compare" / "loop_curves.png"
     ).is_file()
