@@ -66,6 +66,8 @@ def test_refine_help_lists_backends() -> None:
     # Bracketed defaults survive rich markup; the built-in prompt sets are listed (help unwrapped first).
     text = " ".join(result.output.replace("│", " ").split())
     assert "[physics-prior]" in text and "[v2v]" in text and "(default, minimal, phyt2v)" in text
+    sweep = runner.invoke(app, ["sweep", "--help"])
+    assert "[base] settings and a [grid] of lists" in " ".join(sweep.output.replace("│", " ").split())
 
 
 # -- user errors: one line, exit code 2, nothing created or changed -------------------------------------------

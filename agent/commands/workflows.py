@@ -136,7 +136,7 @@ def report(
 
 def sweep(
     config: Annotated[
-        Path, typer.Argument(help="Sweep file (.toml/.yaml): [base] settings and a [grid] of lists.")
+        Path, typer.Argument(help=r"Sweep file (.toml/.yaml): \[base] settings and a \[grid] of lists.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Sweep folder (created; rerun the command to resume).")],
     n_boot: Annotated[
