@@ -27,6 +27,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("agent.prompting", "PromptSetError"),
     ("generators.registry", "UnknownNameError"),
     ("generators.registry", "MissingExtraError"),
+    ("generators.registry", "BackendOptionError"),  # an option or checkpoint a backend cannot be built from
     ("agent.vlm.base", "VLMError"),  # e.g. no API key in the environment
     ("agent.workflows.compare", "CompareError"),
     ("agent.workflows.sweep", "SweepError"),

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from generators.base import GenerationRequest
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, switch_frame_image
+from generators.registry import BackendOptionError
 from generators.video_rules import FramePlan, FrameRule
 
 
@@ -56,7 +57,7 @@ class CogVideoXI2VGenerator(DiffusersGenerator):
         if self.fixed_layout and self.options.height is not None:
             fixed = self._fixed_size(pipe)
             if (self.options.height, self.options.width) != fixed:
-                raise ValueError(
+                raise BackendOptionError(
                     f"{self.name}: {self.options.model!r} (CogVideoX 1.0 layout) only generates at "
                     f"{fixed[0]}x{fixed[1]}, got height={self.options.height}, width={self.options.width}"
                 )

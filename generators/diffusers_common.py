@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
+from generators.registry import BackendOptionError
 from generators.video_rules import (
     FramePlan,
     FrameRule,
@@ -99,7 +100,7 @@ def parse_options(options_cls: type[BaseModel], who: str, values: Mapping[str, A
                 problems.append(f"unknown option {field!r} (known: {known})")
             else:
                 problems.append(f"option {field}={error.get('input')!r}: {error['msg']}")
-        raise ValueError(f"{who}: " + "; ".join(problems)) from None
+        raise BackendOptionError(f"{who}: " + "; ".join(problems)) from None
 
 
 def resolve_device(device: str) -> str:
@@ -162,7 +163,7 @@ class DiffusersGenerator:
         self.device = resolve_device(opts.device)
         self.torch_dtype = resolve_dtype(opts.dtype, self.device)
         if (opts.height is None) != (opts.width is None):
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: give both height and width, or neither (got {opts.height}, {opts.width})"
             )
         started = time.perf_counter()
@@ -172,7 +173,10 @@ class DiffusersGenerator:
         self.size_multiple = self._size_multiple(self.pipeline)
         self.native_fps = float(opts.native_fps or self._native_fps(self.pipeline))
         if opts.height is not None and opts.width is not None:
-            check_size(opts.height, opts.width, self.size_multiple, self.name)
+            try:
+                check_size(opts.height, opts.width, self.size_multiple, self.name)
+            except ValueError as exc:  # the --generator-opt height/width, not a request: an option error
+                raise BackendOptionError(str(exc)) from None
         logger.info(
             "%s: loaded %s from %s on %s (%s) in %.1f s; frames %s*k+1, size multiple %d, native %.3g fps",
             self.name,
@@ -209,7 +213,9 @@ class DiffusersGenerator:
         if opts.vae_tiling:
             vae = getattr(pipe, "vae", None)
             if vae is None or not hasattr(vae, "enable_tiling"):
-                raise ValueError(f"{self.name}: vae_tiling=true but {type(pipe).__name__} has no tiling VAE")
+                raise BackendOptionError(
+                    f"{self.name}: vae_tiling=true but {type(pipe).__name__} has no tiling VAE"
+                )
             vae.enable_tiling()
         pipe.set_progress_bar_config(disable=True)
         return pipe

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from generators.base import GenerationRequest
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, switch_frame_image
+from generators.registry import BackendOptionError
 from generators.video_rules import FramePlan, FrameRule
 
 
@@ -48,7 +49,7 @@ class GenericI2VGenerator(DiffusersGenerator):
         self._accepted = set(inspect.signature(pipe.__call__).parameters)
         missing = {"image", "num_frames"} - self._accepted
         if missing:
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: {type(pipe).__name__} from {self.options.model!r} does not take "
                 f"{sorted(missing)}; it is not an image-to-video pipeline"
             )

@@ -33,6 +33,7 @@ from generators.diffusers_common import (
     switch_frame_image,
     to_pil,
 )
+from generators.registry import BackendOptionError
 from generators.video_rules import FramePlan, FrameRule, resize_frames
 from physics_iq.video import resample_fps
 
@@ -103,7 +104,7 @@ class Wan21I2VGenerator(WanI2VGenerator):
 
     def _check_pipeline(self, pipe: Any) -> None:
         if pipe.image_encoder is None or pipe.transformer is None or pipe.transformer_2 is not None:
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: {self.options.model!r} is not a Wan 2.1 I2V checkpoint (needs image_encoder and "
                 "one transformer); for Wan 2.2 use --generator wan2.2-i2v-a14b or wan2.2-ti2v-5b"
             )
@@ -117,7 +118,7 @@ class Wan22I2VA14BGenerator(WanI2VGenerator):
 
     def _check_pipeline(self, pipe: Any) -> None:
         if pipe.transformer_2 is None or pipe.config.boundary_ratio is None:
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: {self.options.model!r} is not a Wan 2.2 A14B checkpoint "
                 "(needs transformer_2 and boundary_ratio in model_index.json)"
             )
@@ -131,7 +132,7 @@ class Wan22TI2V5BGenerator(WanI2VGenerator):
 
     def _check_pipeline(self, pipe: Any) -> None:
         if not getattr(pipe.config, "expand_timesteps", False):
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: {self.options.model!r} is not a Wan 2.2 TI2V-5B checkpoint "
                 "(model_index.json must set expand_timesteps: true)"
             )

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
+from generators.registry import BackendOptionError
 from generators.video_rules import resize_frames
 from physics_iq.errors import VideoReadError
 from physics_iq.video import read_video, resample_fps, write_video
@@ -84,7 +85,7 @@ def _parse(options_cls: type[BaseModel], who: str, values: dict[str, Any]) -> An
         return options_cls(**{key: value for key, value in values.items() if value is not None})
     except PydanticValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(
+        raise BackendOptionError(
             f"{who}: {problems} (known options: {', '.join(options_cls.model_fields)})"
         ) from None
 
@@ -123,7 +124,7 @@ class FolderGenerator:
         self.options = _parse(FolderOptions, self.name, {"model": model, **options})
         self.folder = Path(self.options.model)
         if not self.folder.is_dir():
-            raise ValueError(f"{self.name}: {self.folder} is not a folder of videos")
+            raise BackendOptionError(f"{self.name}: {self.folder} is not a folder of videos")
 
     def candidates(self, request: GenerationRequest) -> list[Path]:
         """The files looked for, in order of preference."""
@@ -234,18 +235,18 @@ class CommandGenerator:
         try:
             self._templates = [_ENV.from_string(arg) for arg in shlex.split(compact)]
         except (ValueError, jinja2.TemplateSyntaxError) as exc:
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: cannot parse command template {self.options.command!r}: {exc}"
             ) from exc
         if not self._templates:
-            raise ValueError(f"{self.name}: empty command template")
+            raise BackendOptionError(f"{self.name}: empty command template")
         # A misspelt variable is an option error: refuse it here, not at the first request.
         used = set().union(
             *(jinja2.meta.find_undeclared_variables(_ENV.parse(a)) for a in shlex.split(compact))
         )
         unknown = sorted(used - set(TEMPLATE_VARIABLES))
         if unknown:
-            raise ValueError(
+            raise BackendOptionError(
                 f"{self.name}: command template: {', '.join(repr(u) for u in unknown)} is undefined; "
                 f"available: {', '.join(sorted(TEMPLATE_VARIABLES))}"
             )

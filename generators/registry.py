@@ -35,6 +35,11 @@ class MissingExtraError(ImportError):
     """A backend needs an optional dependency that is not installed."""
 
 
+class BackendOptionError(ValueError):
+    """A backend cannot be built from the options or checkpoint it was given (the message names the option
+    or the checkpoint and what was expected). A ``ValueError``, so callers that caught that still do."""
+
+
 class LazyRegistry(Generic[T]):
     """Name -> ``"package.module:Attribute"`` map resolved on first use.
 

@@ -136,6 +136,16 @@ USER_ERRORS = {
         "data: dataset folder not found",
     ),
     "report-missing-run": (["report", "{new}/run"], "run: no such run directory"),
+    "refine-bad-generator-option": (
+        # str.format() halves the braces: the command template reaches the CLI as {{ outptu }}.
+        ["{refine_new}", "--generator", "command", "--generator-opt", "command=gen --out {{{{ outptu }}}}"],
+        "command: command template: 'outptu' is undefined",
+    ),
+    "refine-unknown-vlm-option": (
+        ["{refine_new}", "--vlm", "openai", "--vlm-model", "m", "--base-url", "http://127.0.0.1:9/v1"]
+        + ["--vlm-opt", "max_frame=4"],
+        "vlm openai: max_frame: Extra inputs are not permitted",
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.vlm.base import Message, VLMError, VLMReply
+from generators.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class OpenAIVLM:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
             )
-            raise ValueError(
+            raise BackendOptionError(
                 f"vlm openai: {problems} (known options: {', '.join(OpenAIVLMOptions.model_fields)})"
             ) from None
         opts = self.options

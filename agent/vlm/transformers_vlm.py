@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agent.vlm.base import Message, VLMError, VLMReply
 from agent.vlm.openai_vlm import sample_indices
+from generators.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ class TransformersVLM:
 
     def __init__(self, model: str | None = None, base_url: str | None = None, **options: Any) -> None:
         if base_url:
-            raise ValueError("vlm transformers: base_url is for API backends; use --vlm openai for a server")
+            raise BackendOptionError(
+                "vlm transformers: base_url is for API backends; use --vlm openai for a server"
+            )
         given = {key: value for key, value in {"model": model, **options}.items() if value is not None}
         try:
             self.options = TransformersVLMOptions(**given)
