@@ -142,8 +142,10 @@ USER_ERRORS = {
         "command: command template: 'outptu' is undefined",
     ),
     "refine-unknown-vlm-option": (
-        ["{refine_new}", "--vlm", "openai", "--vlm-model", "m", "--base-url", "http://127.0.0.1:9/v1"]
-        + ["--vlm-opt", "max_frame=4"],
+        [
+            *["{refine_new}", "--vlm", "openai", "--vlm-model", "m"],
+            *["--base-url", "http://127.0.0.1:9/v1", "--vlm-opt", "max_frame=4"],
+        ],
         "vlm openai: max_frame: Extra inputs are not permitted",
     ),
 }
