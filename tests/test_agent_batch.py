@@ -145,6 +145,19 @@ def test_meter_counts_reported_or_estimated_tokens_and_persists(tmp_path: Path) 
     assert timed.exhausted().startswith("time_limit")
 
 
+def test_cost_limit_counts_the_backends_prices(tmp_path: Path) -> None:
+    from agent.vlm.base import VLMReply
+
+    meter = UsageMeter(tmp_path / "usage.json")
+    budget = Budget(RunLimits(max_cost_usd=0.5), meter)
+    reply = VLMReply("{}", "m", prompt_tokens=1000, completion_tokens=100, cost_usd=0.3)
+    meter.add(reply, [Message("user", "q")])
+    assert budget.exhausted() == ""  # $0.30 of $0.50
+    meter.add(reply, [Message("user", "q")])
+    assert budget.exhausted() == "max_cost_usd: $0.6000 spent, limit $0.5000"
+    assert UsageMeter(tmp_path / "usage.json").snapshot()["cost_usd"] == pytest.approx(0.6)
+
+
 def test_token_budget_stops_cleanly_and_a_larger_budget_resumes(tmp_path: Path, suite: Path) -> None:
     config = RunConfig(
         dataset=str(suite),
