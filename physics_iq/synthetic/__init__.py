@@ -33,8 +33,9 @@ Ground-truth state schema (``physrefine.synthetic.state/1``), one JSON object pe
     static_surfaces           [{name, kind: "polygon", points_px: [[x, y], ...]}] (or kind "circle")
     events                    [{type: "contact", frame, time_s, objects: [a, b]}]: contacts that begin in
                               this video (frame: the first frame showing it; at most one per pair per 0.1 s)
-    metric_valid_from_frame   for collision scenarios the first frame after the key contact (the trajectory
-                              metric is judged from there), else null
+    metric_valid_from_frame   for collisions, the first frame after the contact the scenario declares in
+                              ScenarioSpec.metric_from_contact (the trajectory metric is judged from there);
+                              null where the whole clip is judged
     frames                    [{index, time_s, objects: [{id, colour, position_px: [x, y],
                                 velocity_px_s: [vx, vy], in_view}]}]
 

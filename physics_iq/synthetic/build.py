@@ -28,7 +28,9 @@ from physics_iq.video import BENCHMARK_FPS, frames_for_seconds, write_video
 logger = logging.getLogger(__name__)
 
 #: Bump when the frames or state of any scenario change, so that old suites are not silently reused.
-SUITE_VERSION = "1"
+#: 2: magnet-attract's trajectory window is the whole testing clip (``metric_valid_from_frame`` null); frames
+#: unchanged.
+SUITE_VERSION = "2"
 MANIFEST_NAME = "synthetic_suite.json"
 STATE_SCHEMA = "physrefine.synthetic.state/1"
 CONDITIONING_SECONDS = 3.0
@@ -148,7 +150,15 @@ def _statics_state(cam: Camera, statics: list[StaticItem]) -> list[dict[str, Any
 
 
 def state_document(
-    sim: SimResult, frames: list[WorldFrame], cam: Camera, *, row: Row, fps: int, video: str, first_index: int
+    sim: SimResult,
+    frames: list[WorldFrame],
+    cam: Camera,
+    *,
+    row: Row,
+    fps: int,
+    video: str,
+    first_index: int,
+    metric_from_contact: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ground-truth state of one clip (see the schema in :mod:`physics_iq.synthetic`).
 
@@ -160,6 +170,8 @@ def state_document(
         fps: Frame rate.
         video: ``"testing"`` or ``"conditioning"``.
         first_index: Index of the clip's first frame in the whole take.
+        metric_from_contact: The scenario's :attr:`~physics_iq.synthetic.ScenarioSpec.metric_from_contact`;
+            its first contact sets ``metric_valid_from_frame``.
     """
     t_first, t_last = frames[0].time, frames[-1].time
     period = 1.0 / fps
@@ -188,8 +200,8 @@ def state_document(
         )
     events = events[:_MAX_EVENTS]
     valid_from = None
-    if sim.key_contact is not None:
-        key = tuple(sorted(sim.key_contact))
+    if metric_from_contact is not None:
+        key = tuple(sorted(metric_from_contact))
         hits = [e.time for e in sim.events if tuple(sorted(e.objects)) == key]
         if hits:
             valid_from = (
@@ -283,6 +295,7 @@ def _build_scenario(
     layout = DatasetLayout(root)
     n_cond = frames_for_seconds(CONDITIONING_SECONDS, fps)
     written: dict[str, str] = {}
+    gate = SCENARIOS[scenario].metric_from_contact
     for take in (1, 2):
         sim = simulate(scenario, take, fps, seed)
         for row in (r for r in rows if r.take == take):
@@ -295,13 +308,27 @@ def _build_scenario(
             _write_json(
                 test.with_suffix(".state.json"),
                 state_document(
-                    sim, sim.frames[n_cond:], cam, row=row, fps=fps, video="testing", first_index=n_cond
+                    sim,
+                    sim.frames[n_cond:],
+                    cam,
+                    row=row,
+                    fps=fps,
+                    video="testing",
+                    first_index=n_cond,
+                    metric_from_contact=gate,
                 ),
             )
             _write_json(
                 cond.with_suffix(".state.json"),
                 state_document(
-                    sim, sim.frames[:n_cond], cam, row=row, fps=fps, video="conditioning", first_index=0
+                    sim,
+                    sim.frames[:n_cond],
+                    cam,
+                    row=row,
+                    fps=fps,
+                    video="conditioning",
+                    first_index=0,
+                    metric_from_contact=gate,
                 ),
             )
             _write_jpeg(layout.switch_frame(row), frames[n_cond - 1])

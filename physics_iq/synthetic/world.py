@@ -173,14 +173,12 @@ class SimResult:
         colours: Object id -> its colour (one per id).
         frames: One :class:`WorldFrame` per sampled time.
         events: Contacts between named things, in time order.
-        key_contact: The contact after which the outcome is judged (e.g. the two balls of a collision), if any.
     """
 
     statics: list[StaticItem]
     colours: dict[str, Colour]
     frames: list[WorldFrame] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    key_contact: tuple[str, str] | None = None
 
 
 def box_points(cx: float, cy: float, w: float, h: float) -> tuple[tuple[float, float], ...]:
