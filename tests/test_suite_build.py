@@ -13,7 +13,7 @@ import pytest
 from physics_iq.evaluate import Evaluator, FolderResults
 from physics_iq.layout import CATEGORIES, DatasetLayout, Row
 from physics_iq.synthetic import MANIFEST_NAME, SCENARIOS, STATE_SCHEMA, SuiteError, build_suite
-from physics_iq.synthetic.build import simulate
+from physics_iq.synthetic.build import SUITE_VERSION, simulate
 from physics_iq.trajectory import locate_by_colour
 from physics_iq.video import probe, read_video, write_video
 
@@ -176,6 +176,11 @@ def test_rebuild_reuses_restores_and_refuses_foreign_folders(tmp_path: Path) -> 
 
     with pytest.raises(SuiteError, match="different arguments"):
         build_suite(tmp_path / "s", **{**args, "size": (128, 72)})
+    manifest_path = tmp_path / "s" / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "version": "0"}))  # a suite from older code
+    with pytest.raises(SuiteError, match=f"another suite version .*version: '0' -> '{SUITE_VERSION}'"):
+        build_suite(tmp_path / "s", **args)
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")

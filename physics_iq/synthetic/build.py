@@ -458,7 +458,8 @@ def build_suite(
             if manifest.get("version") != SUITE_VERSION:
                 diffs.append(f"version: {manifest.get('version')!r} -> {SUITE_VERSION!r}")
             raise SuiteError(
-                f"{root}: holds a suite built with different arguments ({'; '.join(diffs)}); "
+                f"{root}: holds a suite built with different arguments or by another suite version "
+                f"({'; '.join(diffs)}); "
                 "refusing to overwrite it (choose a new folder)"
             )
     root.mkdir(parents=True, exist_ok=True)
