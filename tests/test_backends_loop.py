@@ -334,8 +334,9 @@ def test_a_size_the_family_rejects_fails_before_the_run_starts(
     # The dataset's own size: 54 is not a multiple of 16, and the pipeline would silently snap it.
     args += ["--generator-opt", "height=54", "--generator-opt", "width=96", "--vlm", "offline"]
     result = runner.invoke(app, args)
-    assert result.exit_code != 0
-    assert "height=54, width=96 must be positive multiples of 16" in str(result.exception)
+    assert result.exit_code == 2  # a user error: one line, no traceback
+    assert "height=54, width=96 must be positive multiples of 16" in result.stderr
+    assert "Traceback" not in result.output
     assert not run_dir.exists()
 
 
