@@ -169,6 +169,11 @@ class Track:
         return ~np.isnan(self.xy[:, 0])
 
 
+def track_name(index: int, blob: Blob) -> str:
+    """The name of the track that follows reference blob ``index`` (``"object 1 (red)"``)."""
+    return f"object {index + 1} ({blob.colour})"
+
+
 def track_objects(frames: np.ndarray, reference: list[Blob] | None = None) -> list[Track]:
     """Follow the coloured objects of a clip.
 
@@ -187,7 +192,7 @@ def track_objects(frames: np.ndarray, reference: list[Blob] | None = None) -> li
     for index, ref in enumerate(reference):
         tracks.append(
             Track(
-                name=f"object {index + 1} ({ref.colour})",
+                name=track_name(index, ref),
                 colour=ref.colour,
                 xy=np.full((len(frames), 2), np.nan),
                 radius=ref.radius,
@@ -209,6 +214,35 @@ def track_objects(frames: np.ndarray, reference: list[Blob] | None = None) -> li
                 tracks[k].xy[t] = (blobs[best].x, blobs[best].y)
                 last[k] = (blobs[best].x, blobs[best].y)
     return tracks
+
+
+def mirror_images(blobs: list[Blob], floor_y: float) -> set[int]:
+    """Indices of the blobs that are mirror images of another blob in the ground surface (a glossy table).
+
+    A blob below the ground line is a reflection when a blob of its colour stands above the line at the same
+    column and the line lies halfway between them: a solid object cannot be below the surface it rests on,
+    and a planar mirror puts the image as far below the surface as the object is above it.
+
+    >>> ball = Blob(94.0, 72.0, 300, 0.0, "red", (84, 62, 20, 20), 1)
+    >>> image = Blob(94.0, 176.0, 110, 0.0, "red", (88, 170, 12, 12), 2)
+    >>> mirror_images([ball, image], floor_y=126.0), mirror_images([ball, image], floor_y=150.0)
+    ({1}, set())
+    """
+    images = set()
+    for j, low in enumerate(blobs):
+        if low.y <= floor_y:
+            continue
+        for high in blobs:
+            if high is low or high.colour != low.colour or high.y >= floor_y:
+                continue
+            # Tolerances: half a radius sideways (centroids of a partly hidden image shift), and a radius
+            # (at least 6 px) for the mirror line, which the floor detector finds to within a few pixels.
+            same_column = abs(high.x - low.x) <= max(3.0, 0.5 * high.radius)
+            halfway = abs((high.y + low.y) / 2 - floor_y) <= max(6.0, high.radius)
+            if same_column and halfway:
+                images.add(j)
+                break
+    return images
 
 
 def detect_floor(frame: np.ndarray) -> float:

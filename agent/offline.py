@@ -73,6 +73,18 @@ def _velocity_sentence(colour: str, vx: float, vy: float) -> str:
     return f"Right after the switch frame the {colour} ball moves {' and '.join(parts)}."
 
 
+def _resting_heights(scene: Scene, images: set[str]) -> dict[str, float]:
+    """Colour -> bottom edge (px) of the switch frame's objects, reflections left out."""
+    blobs = scene.switch_blobs
+    return {b.colour: b.y + b.radius for i, b in enumerate(blobs) if motion.track_name(i, b) not in images}
+
+
+def _mirror_image_names(scene: Scene) -> set[str]:
+    """Tracks that follow a reflection of another object in the ground surface (see motion.mirror_images)."""
+    blobs = scene.switch_blobs
+    return {motion.track_name(i, blobs[i]) for i in motion.mirror_images(blobs, scene.prefix_motion.floor_y)}
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
@@ -114,8 +126,11 @@ class OfflineReasoner:
         # resting above the floor then fall, which a still prefix alone cannot show.
         releases = bool(_RELEASE.search(scene.description))
         floor_y = scene.prefix_motion.floor_y
-        heights = {b.colour: b.y + b.radius for b in scene.switch_blobs}
+        images = _mirror_image_names(scene)
+        heights = _resting_heights(scene, images)
         for m in scene.prefix_motion.objects:
+            if m.name in images:
+                continue
             objects.append(f"{m.colour} ball")
             vx, vy = m.velocity
             moving = math.hypot(vx, vy) > 5
@@ -157,8 +172,11 @@ class OfflineReasoner:
             )
 
         releases = bool(_RELEASE.search(scene.description))
-        heights = {b.colour: b.y + b.radius for b in scene.switch_blobs}
+        images = _mirror_image_names(scene)
+        heights = _resting_heights(scene, images)
         for m in after.objects:
+            if m.name in images:  # a reflection in a glossy surface: it moves with its object, not by itself
+                continue
             pre = before.get(m.name)
             # An object resting above the floor when the description announces a release is expected to
             # start falling: a downward start is gravity, not a velocity jump.
