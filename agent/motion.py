@@ -216,8 +216,9 @@ def track_objects(frames: np.ndarray, reference: list[Blob] | None = None) -> li
     return tracks
 
 
-def mirror_images(blobs: list[Blob], floor_y: float) -> set[int]:
-    """Indices of the blobs that are mirror images of another blob in the ground surface (a glossy table).
+def mirror_images(blobs: list[Blob], floor_y: float) -> dict[int, int]:
+    """``{image index: object index}`` for the blobs that are mirror images of another blob in the ground
+    surface (a glossy table).
 
     A blob below the ground line is a reflection when a blob of its colour stands above the line at the same
     column and the line lies halfway between them: a solid object cannot be below the surface it rests on,
@@ -226,13 +227,13 @@ def mirror_images(blobs: list[Blob], floor_y: float) -> set[int]:
     >>> ball = Blob(94.0, 72.0, 300, 0.0, "red", (84, 62, 20, 20), 1)
     >>> image = Blob(94.0, 176.0, 110, 0.0, "red", (88, 170, 12, 12), 2)
     >>> mirror_images([ball, image], floor_y=126.0), mirror_images([ball, image], floor_y=150.0)
-    ({1}, set())
+    ({1: 0}, {})
     """
-    images = set()
+    images: dict[int, int] = {}
     for j, low in enumerate(blobs):
         if low.y <= floor_y:
             continue
-        for high in blobs:
+        for i, high in enumerate(blobs):
             if high is low or high.colour != low.colour or high.y >= floor_y:
                 continue
             # Tolerances: half a radius sideways (centroids of a partly hidden image shift), and a radius
@@ -240,7 +241,7 @@ def mirror_images(blobs: list[Blob], floor_y: float) -> set[int]:
             same_column = abs(high.x - low.x) <= max(3.0, 0.5 * high.radius)
             halfway = abs((high.y + low.y) / 2 - floor_y) <= max(6.0, high.radius)
             if same_column and halfway:
-                images.add(j)
+                images[j] = i
                 break
     return images
 

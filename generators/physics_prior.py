@@ -42,7 +42,11 @@ _DIRS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.
 
 @dataclass(frozen=True)
 class SimBody:
-    """A disc in image coordinates (x right, y down), px and px/s."""
+    """A disc in image coordinates (x right, y down), px and px/s.
+
+    ``mirror_of`` marks the reflection of body ``mirror_of`` in the glossy ground surface: it is not simulated
+    but drawn where the mirror puts it, as far below the surface as its object is above.
+    """
 
     x: float
     y: float
@@ -50,6 +54,7 @@ class SimBody:
     vy: float
     radius: float
     pinned: bool = False
+    mirror_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def simulate(
 ) -> np.ndarray:
     """Positions ``(n_frames, len(bodies), 2)`` at times ``1/fps .. n_frames/fps`` after the start state.
 
-    The world is a floor at ``floor_y`` and walls at ``x = 0`` and ``x = width``.
+    The world is a floor at ``floor_y`` and walls at ``x = 0`` and ``x = width``. Mirror-image bodies follow
+    their object, reflected in the horizontal line halfway between the two start positions.
 
     >>> pos = simulate([SimBody(10, 10, 0, 0, 3)], WorldParams(gravity=100), floor_y=1000, width=50,
     ...                n_frames=10, fps=10)
@@ -100,8 +106,11 @@ def simulate(
         # pymunk multiplies the two shapes' elasticities; walls at 1 leave the body's value in charge.
         wall.elasticity, wall.friction = 1.0, 1.0
     space.add(*walls)
-    handles = []
+    handles: list[pymunk.Body | None] = []
     for b in bodies:
+        if b.mirror_of is not None:
+            handles.append(None)
+            continue
         if b.pinned:
             body = pymunk.Body(body_type=pymunk.Body.STATIC)
         else:
@@ -123,8 +132,15 @@ def simulate(
     for t in range(n_frames):
         for _ in range(substeps):
             space.step(dt)
-        for k, body in enumerate(handles):
-            out[t, k] = (body.position.x, body.position.y)
+        for k, handle in enumerate(handles):
+            if handle is not None:
+                out[t, k] = (handle.position.x, handle.position.y)
+        for k, b in enumerate(bodies):
+            if b.mirror_of is not None:
+                source = bodies[b.mirror_of]
+                line = (source.y + b.y) / 2
+                x, y = out[t, b.mirror_of]
+                out[t, k] = (x + b.x - source.x, 2 * line - y)
     return out
 
 
@@ -321,8 +337,13 @@ class PhysicsPriorGenerator:
             low, high = self.restitution_range
             e = float(rng.uniform(max(low, 0.4) if said.bounces else low, high))
         d = said.damping if said.damping is not None else float(rng.uniform(*self.damping_range))
+        # Reflections in a glossy table are drawn from their object's motion, not simulated as balls.
+        images = motion.mirror_images(blobs, floor_y)
         bodies = []
         for k, blob in enumerate(blobs):
+            if k in images:
+                bodies.append(SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, mirror_of=images[k]))
+                continue
             if blob.colour in said.velocity:
                 vx, vy = said.velocity[blob.colour]
                 scale = 1.0 + rng.normal(0.0, 0.03)

@@ -247,7 +247,8 @@ def test_offline_critic_treats_a_mirror_image_as_a_reflection(tmp_path: Path) ->
         blobs = scene.switch_blobs
         images = motion.mirror_images(blobs, scene.prefix_motion.floor_y)
         assert len(images) == 1 and {b.colour for b in blobs} == {"red"}, row.perspective
-        index = images.pop()
+        ((index, source),) = images.items()
+        assert blobs[source].y < blobs[index].y  # the object above the table, its image below
         image_name = motion.track_name(index, blobs[index])
         assert critic.predict(scene).objects == ["red ball"]  # one ball, not two
         truth = read_video(mirror.testing_video(row, 8))[0]
@@ -255,3 +256,14 @@ def test_offline_critic_treats_a_mirror_image_as_a_reflection(tmp_path: Path) ->
         # Before, the image was flagged on the ground truth itself: below the floor, moving up when the
         # ball moves down. (The real ball may still be flagged: the floor line is found a few px high here.)
         assert not [v for v in critique.violations if v.object == image_name], critique.violations
+
+
+def test_physics_prior_draws_a_mirror_image_from_its_object() -> None:
+    from generators.physics_prior import SimBody, WorldParams, simulate
+
+    ball = SimBody(20.0, 40.0, 30.0, 0.0, 4.0)
+    image = SimBody(20.0, 120.0, 0.0, 0.0, 3.0, mirror_of=0)  # the mirror line is y = 80 (the floor)
+    pos = simulate([ball, image], WorldParams(gravity=200.0), floor_y=80.0, width=200.0, n_frames=16, fps=8)
+    assert pos[-1, 0, 1] > 70  # the ball fell onto the floor ...
+    np.testing.assert_allclose(pos[:, 1, 0], pos[:, 0, 0])  # ... and its image kept its column
+    np.testing.assert_allclose(pos[:, 1, 1], 160.0 - pos[:, 0, 1])  # mirrored in y = 80
