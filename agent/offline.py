@@ -73,16 +73,14 @@ def _velocity_sentence(colour: str, vx: float, vy: float) -> str:
     return f"Right after the switch frame the {colour} ball moves {' and '.join(parts)}."
 
 
-def _resting_heights(scene: Scene, images: set[str]) -> dict[str, float]:
-    """Colour -> bottom edge (px) of the switch frame's objects, reflections left out."""
+def _switch_objects(scene: Scene) -> tuple[set[str], dict[str, float]]:
+    """The tracks that follow a reflection in the ground surface (see motion.mirror_images), and
+    colour -> bottom edge (px) of the switch frame's real objects."""
     blobs = scene.switch_blobs
-    return {b.colour: b.y + b.radius for i, b in enumerate(blobs) if motion.track_name(i, b) not in images}
-
-
-def _mirror_image_names(scene: Scene) -> set[str]:
-    """Tracks that follow a reflection of another object in the ground surface (see motion.mirror_images)."""
-    blobs = scene.switch_blobs
-    return {motion.track_name(i, blobs[i]) for i in motion.mirror_images(blobs, scene.prefix_motion.floor_y)}
+    reflections = motion.mirror_images(blobs, scene.prefix_motion.floor_y)
+    images = {motion.track_name(i, blobs[i]) for i in reflections}
+    heights = {b.colour: b.y + b.radius for i, b in enumerate(blobs) if i not in reflections}
+    return images, heights
 
 
 def _sentences(text: str) -> list[str]:
@@ -126,8 +124,7 @@ class OfflineReasoner:
         # resting above the floor then fall, which a still prefix alone cannot show.
         releases = bool(_RELEASE.search(scene.description))
         floor_y = scene.prefix_motion.floor_y
-        images = _mirror_image_names(scene)
-        heights = _resting_heights(scene, images)
+        images, heights = _switch_objects(scene)
         for m in scene.prefix_motion.objects:
             if m.name in images:
                 continue
@@ -172,8 +169,7 @@ class OfflineReasoner:
             )
 
         releases = bool(_RELEASE.search(scene.description))
-        images = _mirror_image_names(scene)
-        heights = _resting_heights(scene, images)
+        images, heights = _switch_objects(scene)
         for m in after.objects:
             if m.name in images:  # a reflection in a glossy surface: it moves with its object, not by itself
                 continue

@@ -15,6 +15,7 @@ care which one it drives.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,9 +54,12 @@ class Scene:
     prefix: np.ndarray
     prefix_motion: motion.MotionSummary
 
-    @property
+    @functools.cached_property
     def switch_blobs(self) -> list[motion.Blob]:
-        """The objects of the switch frame (the reference for tracking continuations)."""
+        """The objects of the switch frame (the reference for tracking continuations).
+
+        Cached: every critique, tie-break and rule reads them, and detection runs on a full frame.
+        """
         return motion.detect_objects(self.prefix[-1])[0]
 
     def attempt_motion(self, frames: np.ndarray) -> motion.MotionSummary:
