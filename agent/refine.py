@@ -280,17 +280,19 @@ class Refinement:
             "recursion_limit": 40 + 10 * self.config.loops,
         }
         snapshot = graph.get_state(cfg)
-        if snapshot.values and not snapshot.next:
+        # Finished = no task left in the saved step. ``snapshot.next`` is not enough: it leaves out tasks whose
+        # writes were saved, so a process killed after a step's last task ended but before the step's
+        # checkpoint shows an empty ``next`` although the graph has further steps to run.
+        if snapshot.values and not snapshot.tasks:
             self.trace({"node": "resume", "take1_id": take1_id, "status": "already finished"})
             self.trace({"node": "scenario_done", "take1_id": take1_id})
             return dict(snapshot.values)
         if self.budget.exhausted():
             return None
         graph_input: dict[str, Any] | None
-        if snapshot.next:
-            self.trace(
-                {"node": "resume", "take1_id": take1_id, "status": f"resuming at {list(snapshot.next)}"}
-            )
+        if snapshot.tasks:
+            at = [task.name for task in snapshot.tasks]
+            self.trace({"node": "resume", "take1_id": take1_id, "status": f"resuming at {at}"})
             graph_input = None
         else:
             self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario})

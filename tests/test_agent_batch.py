@@ -254,3 +254,48 @@ def test_refine_without_dataset_or_run_dir_says_what_is_missing(tmp_path: Path, 
     no_dataset = runner.invoke(app, ["refine", "--run-dir", str(tmp_path / "run")])
     assert no_dataset.exit_code != 0 and "no dataset" in no_dataset.output
     assert not (tmp_path / "run").exists()
+
+
+# -- crashes ------------------------------------------------------------------------------------------------------
+class _Crash(Exception):
+    """Stands for the process dying (SIGKILL, power loss) between two checkpoint writes."""
+
+
+def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
+    tmp_path: Path, suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LangGraph saves each finished task's writes as it ends and the step's checkpoint after the whole step.
+    A crash in between leaves a thread whose snapshot has no ``next`` task although the graph is not done
+    (every task of the step already has writes); such a thread must be resumed, not taken as finished.
+    Crashing at every checkpoint write of a two-loop scenario covers that window at each step."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    config = RunConfig(dataset=str(suite), fps=8, loops=2, seeds=1, scenarios=["2"])
+    real_put = SqliteSaver.put
+    calls = {"n": 0, "crash_at": 0}
+
+    def put(self: SqliteSaver, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == calls["crash_at"]:
+            raise _Crash(f"killed before checkpoint write {calls['n']}")
+        return real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteSaver, "put", put)
+    reference = run_refinement(config, tmp_path / "reference")
+    writes = calls["n"]
+    assert reference["status"] == "complete" and reference["scenarios"][0]["loops"] == 2  # a rewrite happened
+    rerun = run_refinement(config, tmp_path / "reference")  # a finished thread is recognised as such
+    events = [json.loads(line) for line in (tmp_path / "reference" / "trace.jsonl").read_text().splitlines()]
+    assert [e.get("status") for e in events if e["node"] == "resume"] == ["already finished"]
+    assert _comparable(rerun) == _comparable(reference) and rerun["usage"] == reference["usage"]
+    assert calls["n"] == writes  # the rerun ran no step
+    for crash_at in range(1, writes + 1):
+        run_dir = tmp_path / f"crash-{crash_at}"
+        calls.update(n=0, crash_at=crash_at)
+        with pytest.raises(_Crash):
+            run_refinement(config, run_dir)
+        assert not (run_dir / "summary.json").exists()
+        calls.update(n=0, crash_at=0)
+        resumed = run_refinement(config, run_dir)
+        assert _comparable(resumed) == _comparable(reference), f"crash before checkpoint write {crash_at}"
+        assert (run_dir / "scenarios" / resumed["scenarios"][0]["scenario"] / "scores.json").is_file()
