@@ -20,6 +20,7 @@ This module only names and parses; it reads no video.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -175,16 +176,19 @@ def read_descriptions(path: str | Path) -> list[Row]:
     return rows
 
 
+def descriptions_text(rows: Iterable[Row]) -> str:
+    """The text of a ``descriptions.csv`` holding ``rows`` with the official columns, in ID order."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(DESCRIPTION_COLUMNS)
+    for row in sorted(rows, key=lambda r: r.id):
+        writer.writerow([row.scenario_file_name(), row.description, row.category, row.generated_video_name])
+    return buffer.getvalue()
+
+
 def write_descriptions(path: str | Path, rows: Iterable[Row]) -> None:
-    """Write rows as a ``descriptions.csv`` with the official columns, in ID order."""
-    path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(DESCRIPTION_COLUMNS)
-        for row in sorted(rows, key=lambda r: r.id):
-            writer.writerow(
-                [row.scenario_file_name(), row.description, row.category, row.generated_video_name]
-            )
+    """Write rows as a ``descriptions.csv`` (see :func:`descriptions_text`)."""
+    Path(path).write_text(descriptions_text(rows), encoding="utf-8", newline="")
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,11 @@ class DatasetLayout:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise DatasetError(
+                f"{self.root}: is a file; expected a dataset folder holding descriptions.csv (the official "
+                "Physics-IQ layout)"
+            )
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder not found")
         self.descriptions_path = self.root / "descriptions.csv"

@@ -135,6 +135,10 @@ USER_ERRORS = {
         ["score", "{run}/scenarios", "--dataset", "{new}/data"],
         "data: dataset folder not found",
     ),
+    "score-dataset-is-a-file": (
+        ["score", "{run}/scenarios", "--dataset", "{run}/config.json"],
+        "config.json: is a file; expected a dataset folder holding descriptions.csv",
+    ),
     "report-missing-run": (["report", "{new}/run"], "run: no such run directory"),
     "refine-bad-generator-option": (
         # str.format() halves the braces: the command template reaches the CLI as {{ outptu }}.

@@ -165,10 +165,12 @@ def test_rebuild_reuses_restores_and_refuses_foreign_folders(tmp_path: Path) -> 
     args = {"scenarios": ["synthetic-magnet-repel"], "fps": 8, "size": (96, 54), "jobs": 1}
     layout = build_suite(tmp_path / "s", **args)
     video = layout.testing_video(layout.take1_rows()[0], 8)
-    stamp = video.stat().st_mtime_ns
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").rglob("*") if p.is_file()}
     calls: list[tuple[str, int, int]] = []
     build_suite(tmp_path / "s", on_scenario_done=lambda *a: calls.append(a), **args)
-    assert video.stat().st_mtime_ns == stamp and calls == [("synthetic-magnet-repel", 1, 1)]
+    assert calls == [("synthetic-magnet-repel", 1, 1)]
+    # Reusing a finished suite writes nothing: not a video, not descriptions.csv, not the manifest.
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "s").rglob("*") if p.is_file()} == stamps
     original = video.read_bytes()
     video.unlink()  # an interrupted build: the file is rebuilt identically
     build_suite(tmp_path / "s", **args)

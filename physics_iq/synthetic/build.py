@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import difflib
 import hashlib
 import json
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from physics_iq.errors import DatasetError
-from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, generated_file_name, write_descriptions
+from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, descriptions_text, generated_file_name
 from physics_iq.synthetic.render import Camera, FrameRenderer, camera_for
 from physics_iq.synthetic.scenarios import SCENARIOS, Params
 from physics_iq.synthetic.world import SimResult, StaticItem, WorldFrame
@@ -113,10 +114,14 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step; leave it alone (mtime too) when it already holds ``text``."""
+    with contextlib.suppress(OSError, UnicodeDecodeError), path.open(encoding="utf-8", newline="") as handle:
+        if handle.read() == text:
+            return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.replace(tmp, path)
     finally:
@@ -464,9 +469,12 @@ def build_suite(
             )
     root.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = dict(manifest.get("files", {})) if manifest else {}
-    _write_manifest(root, arguments, files, complete=False)
+    # A finished suite that is reused keeps its manifest until something is rebuilt (a crash in a rebuild then
+    # leaves it marked incomplete); nothing identical is rewritten, so reusing a suite leaves it untouched.
+    if not (manifest and manifest.get("complete")):
+        _write_manifest(root, arguments, files, complete=False)
     rows = suite_rows(names)
-    write_descriptions(root / "descriptions.csv", rows)
+    _atomic_write_text(root / "descriptions.csv", descriptions_text(rows))
     layout = DatasetLayout(root)
     wanted = expected_files(layout, fps)
 
@@ -477,6 +485,8 @@ def build_suite(
         )
 
     todo = [name for name in names if not intact(name)]
+    if todo:
+        _write_manifest(root, arguments, files, complete=False)
     done = 0
     for name in names:
         if name not in todo:
