@@ -25,7 +25,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -154,17 +154,40 @@ def _validate(model: type[BaseModel], values: dict[str, Any], origin: dict[str, 
         raise SettingsError("; ".join(problems)) from None
 
 
-def _check_backend(kind: str, name: Any, known: list[str], where: str) -> None:
+def check_backend(kind: Literal["generator", "vlm"], name: Any, where: str) -> None:
     """Refuse an unknown generator/VLM name here, naming the flag or file field it came from.
 
     The registries would refuse it too, later and without saying where the name was given (and the VLM
     registry does not know ``offline``, which is not a registered backend but the rule-based critic).
+
+    Raises:
+        SettingsError: ``{where}: unknown {kind} {name!r}; did you mean ...? Known: ...``.
     """
+    from agent.vlm import VLMS
+    from generators import GENERATORS
+
+    known = GENERATORS.names() if kind == "generator" else ["offline", *VLMS.names()]
     if not isinstance(name, str) or name in known:
         return  # a non-string is left to the model's own type error
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise SettingsError(f"{where}: unknown {kind} {name!r}{hint} Known: {', '.join(known)}")
+
+
+def check_prompt_set(name: Any, where: str) -> None:
+    """Refuse a prompt set that is neither a folder nor a built-in set, or lacks a role's template.
+
+    Raises:
+        SettingsError: naming ``where`` and what is wrong with the set.
+    """
+    if not isinstance(name, str):
+        return
+    from agent.prompting import PromptSet, PromptSetError
+
+    try:
+        PromptSet(name)  # loading checks that every role's template is there
+    except PromptSetError as exc:
+        raise SettingsError(f"{where}: {exc}") from exc
 
 
 def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
@@ -200,24 +223,24 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
             limit_values["time_limit_s"] = parse_duration(limit_values["time_limit_s"])
         except ValueError as exc:
             raise SettingsError(f"{origin['time_limit']}: {exc}") from exc
-    from agent.vlm import VLMS
-    from generators import GENERATORS
-
     if "generator" in values:
-        _check_backend("generator", values["generator"], GENERATORS.names(), origin["generator"])
+        check_backend("generator", values["generator"], origin["generator"])
     if "vlm" in values:
-        _check_backend("vlm", values["vlm"], ["offline", *VLMS.names()], origin["vlm"])
-    if isinstance(values.get("prompt_set"), str):
-        from agent.prompting import PromptSet, PromptSetError
-
-        try:
-            PromptSet(values["prompt_set"])  # loading checks that every role's template is there
-        except PromptSetError as exc:
-            raise SettingsError(f"{origin['prompt_set']}: {exc}") from exc
+        check_backend("vlm", values["vlm"], origin["vlm"])
+    if "prompt_set" in values:
+        check_prompt_set(values["prompt_set"], origin["prompt_set"])
     limit_origin = {_LIMIT_FIELDS.get(k, k): v for k, v in origin.items()}
     config = _validate(RunConfig, values, origin)
     limits = _validate(RunLimits, limit_values, limit_origin)
     return Settings(config=config, limits=limits, run_dir=Path(str(run_dir)).expanduser())
 
 
-__all__ = ["Settings", "SettingsError", "load_settings_file", "parse_duration", "resolve_settings"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "check_backend",
+    "check_prompt_set",
+    "load_settings_file",
+    "parse_duration",
+    "resolve_settings",
+]

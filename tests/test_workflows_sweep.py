@@ -57,18 +57,45 @@ def test_sweep_config_toml_and_yaml_give_the_same_cells(tmp_path, suite):
         ('[base]\ndataset = "d"\nloops = 2\n[grid]\nloops = [1]\n', "both"),
         ('[base]\ndataset = "d"\n[grid]\nloops = [1]\n[extra]\nx = 1\n', "extra"),
         ("[base\n", "not valid TOML"),
+        (
+            '[base]\ndataset = "d"\n[grid]\nvlm = ["offline", "offlin"]\n',
+            r"bad.toml: \[grid\] vlm: unknown vlm 'offlin'; did you mean 'offline'\?",
+        ),
+        (
+            '[base]\ndataset = "d"\ngenerator = "physics-prio"\n[grid]\nloops = [1]\n',
+            r"bad.toml: \[base\] generator: unknown generator 'physics-prio'; did you mean 'physics-prior'\?",
+        ),
+        (
+            '[base]\ndataset = "d"\n[grid]\nprompt_set = ["default", "phyt2"]\n',
+            r"bad.toml: \[grid\] prompt_set: prompt set 'phyt2' is neither a folder nor a built-in set",
+        ),
     ],
-    ids=["no-dataset", "fixed-key", "empty", "duplicate", "base-and-grid", "unknown-table", "syntax"],
+    ids=[
+        *["no-dataset", "fixed-key", "empty", "duplicate", "base-and-grid", "unknown-table", "syntax"],
+        *["unknown-vlm", "unknown-generator", "unknown-prompt-set"],
+    ],
 )
 def test_sweep_config_errors_name_the_problem(tmp_path, text, match):
     with pytest.raises(SweepError, match=match):
         load_sweep_config(_write(tmp_path / "bad.toml", text))
 
 
-def test_sweep_cell_rejected_by_run_config_names_the_cell(tmp_path):
-    config = load_sweep_config(_write(tmp_path / "s.toml", '[base]\ndataset = "d"\n[grid]\nloops = [1, 0]\n'))
-    with pytest.raises(SweepError, match="cell loops-0: loops"):
-        cells(config)
+def test_sweep_cell_rejected_by_run_config_names_the_file_and_cell(tmp_path):
+    with pytest.raises(SweepError, match=r"s\.toml: cell loops-0: loops"):
+        load_sweep_config(_write(tmp_path / "s.toml", '[base]\ndataset = "d"\n[grid]\nloops = [1, 0]\n'))
+
+
+def test_sweep_with_a_bad_cell_is_one_line_and_creates_nothing(tmp_path, suite):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    config = _write(
+        tmp_path / "s.toml", f'[base]\ndataset = "{suite}"\n[grid]\nvlm = ["offline", "offlin"]\n'
+    )
+    result = CliRunner().invoke(app, ["sweep", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "did you mean 'offline'?" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_sweep_runs_cells_shares_identical_generations_and_resumes(tmp_path, suite):

@@ -115,7 +115,32 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     overlap = sorted(set(base) & set(config.grid))
     if overlap:
         raise SweepError(f"{path}: {overlap} set in both [base] and [grid]; keep each in one place")
-    return SweepConfig(base=base, grid=config.grid)
+    _check_names(path, base, config.grid)
+    checked = SweepConfig(base=base, grid=config.grid)
+    try:
+        cells(checked)  # every cell's run config, before anything is created
+    except SweepError as exc:
+        raise SweepError(f"{path}: {exc}") from exc
+    return checked
+
+
+def _check_names(path: Path, base: dict[str, Any], grid: dict[str, list[Any]]) -> None:
+    """Backend names and prompt sets, checked as ``refine`` checks its flags (with did-you-mean hints)."""
+    from agent.settings import SettingsError, check_backend, check_prompt_set
+
+    values = [("base", key, value) for key, value in base.items()]
+    values += [("grid", key, value) for key, listed in grid.items() for value in listed]
+    try:
+        for section, key, value in values:
+            where = f"{path}: [{section}] {key}"
+            if key == "generator":
+                check_backend("generator", value, where)
+            elif key == "vlm":
+                check_backend("vlm", value, where)
+            elif key == "prompt_set":
+                check_prompt_set(value, where)
+    except SettingsError as exc:
+        raise SweepError(str(exc)) from exc
 
 
 def cell_name(values: dict[str, Any]) -> str:
