@@ -316,3 +316,46 @@ def test_phyt2v_prompt_set_is_used_and_recorded(
     assert any(text.startswith("You are a physics expert") and "3. Step back" in text for text in sent)
     assert any("1. Caption: describe only what the continuation shows" in text for text in sent)
     assert any(text.startswith("You refine a prompt") and "1. Step back" in text for text in sent)
+
+
+def test_live_display_follows_workers_and_usage(tmp_path: Path) -> None:
+    """The rich display on stderr: scenarios done, what each worker does (events from several threads),
+    VLM tokens and cost; the final frame stays on screen."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from agent.budget import UsageMeter
+    from agent.commands.refine import _LiveDisplay
+    from agent.vlm.base import VLMReply
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, color_system=None)
+    meter = UsageMeter(tmp_path / "usage.json")
+    with _LiveDisplay(console, total=3) as display:
+        display.meter = meter
+        display.on_event({"node": "start", "take1_id": 2})
+        display.on_event({"node": "generate", "take1_id": 2, "loop": 1, "error": ""})
+        display.on_event({"node": "generate", "take1_id": 2, "loop": 1, "error": "out of memory"})
+        meter.add(VLMReply("{}", "m", prompt_tokens=1200, completion_tokens=34, cost_usd=0.0123), [])
+        display.on_event({"node": "critique", "take1_id": 2, "loop": 1})
+        display.on_event({"node": "predict", "take1_id": 5})
+        (task,) = display.progress.tasks
+        assert task.description == "scenarios [#2 loop 1 critique (1 att.) | #5 predict (0 att.)]"
+        assert task.fields["usage"] == "VLM 1234 tok $0.0123"
+
+        def worker(take1_id: int) -> None:
+            for loop in (1, 2):
+                display.on_event({"node": "generate", "take1_id": take1_id, "loop": loop, "error": ""})
+            display.on_event({"node": "scenario_done", "take1_id": take1_id})
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in (2, 5, 7)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert display.progress.tasks[0].completed == 3 and display.active == {}
+        assert display.attempts == {2: 3, 5: 2, 7: 2}
+    final = screen.getvalue().rsplit("\r", 1)[-1]
+    assert "3/3" in final and "VLM 1234 tok $0.0123" in final
