@@ -291,8 +291,12 @@ class Refinement:
             return None
         graph_input: dict[str, Any] | None
         if snapshot.tasks:
-            at = [task.name for task in snapshot.tasks]
-            self.trace({"node": "resume", "take1_id": take1_id, "status": f"resuming at {at}"})
+            if snapshot.next:
+                status = f"resuming at {list(snapshot.next)}"
+            else:
+                saved = sorted({task.name for task in snapshot.tasks})
+                status = f"resuming after {saved} (their results were saved, the step's checkpoint was not)"
+            self.trace({"node": "resume", "take1_id": take1_id, "status": status})
             graph_input = None
         else:
             self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario})

@@ -298,4 +298,10 @@ def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
         calls.update(n=0, crash_at=0)
         resumed = run_refinement(config, run_dir)
         assert _comparable(resumed) == _comparable(reference), f"crash before checkpoint write {crash_at}"
+        events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+        statuses = [e["status"] for e in events if e["node"] == "resume"]
+        if crash_at == 1:  # nothing was saved: the rerun starts afresh
+            assert statuses == []
+        else:
+            assert len(statuses) == 1 and statuses[0].startswith("resuming"), statuses
         assert (run_dir / "scenarios" / resumed["scenarios"][0]["scenario"] / "scores.json").is_file()
