@@ -264,6 +264,98 @@ def detect_floor(frame: np.ndarray) -> float:
     return float(start + int(np.argmax(jumps)) + 1)
 
 
+def support_surface(background: np.ndarray, floor_y: float, unknown: np.ndarray | None = None) -> np.ndarray:
+    """Per column, the row where a falling object would land: the top of the static solid standing on the
+    ground line (a ramp, a step, a post), or the ground line itself where nothing stands on it.
+
+    "Solid" is what differs clearly in colour (CIELAB distance) from the backdrop, read from the top 30 % of
+    the space above the ground; thin vertical structures (grabber arms, strings: under 7 px wide) are not
+    solid. ``unknown`` marks pixels that were not seen (objects inpainted away): a column whose solid top
+    touches them takes its height from the neighbouring columns, interpolated across gentle slopes (a ball
+    resting on a ramp) and held from the nearer side across cliffs (a ball at the edge of a block).
+
+    >>> img = np.full((60, 40, 3), 60, np.uint8); img[50:] = 170                 # backdrop, floor at row 50
+    >>> img[30:50, 30:] = 200; img[10:50, 5:8] = 200                            # a step, and a thin pole
+    >>> surface = support_surface(img, floor_y=50.0)
+    >>> float(surface[20]), float(surface[35]), float(surface[6])
+    (50.0, 30.0, 50.0)
+    """
+    height, width = background.shape[:2]
+    floor = round(min(max(floor_y, 1.0), float(height)))
+    surface = np.full(width, float(floor))
+    top_rows = max(4, int(0.3 * floor))
+    if floor <= top_rows + 2:
+        return surface
+    lab = cv2.cvtColor(background, cv2.COLOR_RGB2LAB).astype(np.float32)
+    backdrop = np.median(lab[:top_rows].reshape(-1, 3), axis=0)
+    spread = np.linalg.norm(lab[:top_rows] - backdrop, axis=2)
+    # The backdrop's own texture sets the bar; 14 CIELAB units is a clearly visible colour difference.
+    threshold = max(14.0, 4.0 * float(np.percentile(spread, 75)))
+    solid = (np.linalg.norm(lab[:floor] - backdrop, axis=2) > threshold).astype(np.uint8)
+    solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((1, 7), np.uint8))
+    solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((3, 1), np.uint8)).astype(bool)
+    # The solid run standing on the ground: rows from the floor upwards until the first non-solid row
+    # (a gap of up to 2 rows right at the ground line is the antialiased edge, not air).
+    above = solid[::-1]  # row 0 = the row just above the floor
+    start = np.argmax(above[:3], axis=0)
+    starts_solid = above[:3].any(axis=0)
+    run = np.zeros(width, int)
+    for x in np.flatnonzero(starts_solid):
+        column = above[start[x] :, x]
+        gap = np.flatnonzero(~column)
+        run[x] = start[x] + (gap[0] if gap.size else column.size)
+    raised = run >= 3  # a bump of 1-2 rows is codec noise on the ground line
+    surface[raised] = floor - run[raised]
+    if unknown is not None and unknown.any():
+        hidden = np.zeros(width, bool)
+        for col in range(width):
+            top = int(surface[col])
+            hidden[col] = unknown[max(0, top - 3) : floor, col].any()
+        surface = _fill_hidden(surface, hidden)
+    return surface
+
+
+def _fill_hidden(surface: np.ndarray, hidden: np.ndarray, reach: int = 6) -> np.ndarray:
+    """Heights of hidden column runs from their neighbours: a straight line across the run where the surface
+    on both sides continues that line (a slope or a flat top running under an object, within 0.25 px/px over
+    ``reach`` columns), otherwise each half held from its own side (an edge: a ball at the brink of a block).
+
+    >>> ramp = np.arange(20.0); ramp[8:12] = 0.0
+    >>> _fill_hidden(ramp, np.arange(20) // 4 == 2)[7:13].tolist()
+    [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+    >>> step = np.array([5.0] * 10 + [9.0] * 10)
+    >>> _fill_hidden(step, np.isin(np.arange(20), [9, 10]))[7:13].tolist()   # hidden at the brink
+    [5.0, 5.0, 5.0, 9.0, 9.0, 9.0]
+    """
+    out = surface.copy()
+    width = len(surface)
+    x = 0
+    while x < width:
+        if not hidden[x]:
+            x += 1
+            continue
+        stop = x
+        while stop < width and hidden[stop]:
+            stop += 1
+        if x == 0 and stop == width:
+            return out
+        if x == 0 or stop == width:
+            out[x:stop] = surface[stop] if x == 0 else surface[x - 1]
+            x = stop
+            continue
+        left, right = surface[x - 1], surface[stop]
+        across = (right - left) / (stop - x + 1)
+        left_slope = (left - surface[max(0, x - 1 - reach)]) / max(1, min(reach, x - 1))
+        right_slope = (surface[min(width - 1, stop + reach)] - right) / max(1, min(reach, width - 1 - stop))
+        if abs(left_slope - across) <= 0.25 and abs(right_slope - across) <= 0.25:
+            out[x:stop] = np.interp(np.arange(x, stop), [x - 1, stop], [left, right])
+        else:
+            middle = (x + stop) // 2
+            out[x:middle], out[middle:stop] = left, right
+        x = stop
+    return out
+
+
 @dataclass(frozen=True)
 class Segment:
     """A free-flight stretch of a track (between bounces), fitted with a parabola in y.

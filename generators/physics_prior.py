@@ -4,7 +4,10 @@ NOT a neural model. It finds the coloured objects of the switch frame (:mod:`age
 velocity from the prefix (v2v) or the prompt (i2v), reads physical parameters from the prompt's wording
 (gravity, bounciness, slowing down, per-object motion), samples whatever the prompt leaves open from broad
 priors using the request's seed, extrapolates with pymunk, and renders by compositing each object's sprite
-onto the background (the prefix's temporal median, objects inpainted away).
+onto the background (the prefix's temporal median, objects inpainted away). The static world is read from that
+background too: the floor line, and whatever stands on it (ramps, steps, posts: :func:`agent.motion.
+support_surface`) as a polyline of static segments, so a released ball rolls down a ramp instead of falling
+through it.
 
 Because the parameters come from the words, a better prompt gives a better continuation — which is what the
 refinement loop needs to be exercised offline. Phrases it understands (case-insensitive, per sentence, the
@@ -21,6 +24,7 @@ sentence naming the object's colour):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -83,11 +87,13 @@ def simulate(
     n_frames: int,
     fps: float,
     substeps: int = 16,
+    surface: np.ndarray | None = None,
 ) -> np.ndarray:
     """Positions ``(n_frames, len(bodies), 2)`` at times ``1/fps .. n_frames/fps`` after the start state.
 
-    The world is a floor at ``floor_y`` and walls at ``x = 0`` and ``x = width``. Mirror-image bodies follow
-    their object, reflected in the horizontal line halfway between the two start positions.
+    The world is a floor at ``floor_y``, walls at ``x = 0`` and ``x = width``, and, when given, the static
+    ``surface`` polyline ``(N, 2)`` of points ``(x, y)`` (ramps, steps, posts standing on the floor). Mirror-image
+    bodies follow their object, reflected in the horizontal line halfway between the two start positions.
 
     >>> pos = simulate([SimBody(10, 10, 0, 0, 3)], WorldParams(gravity=100), floor_y=1000, width=50,
     ...                n_frames=10, fps=10)
@@ -102,6 +108,11 @@ def simulate(
         pymunk.Segment(space.static_body, (0.0, -1e4), (0.0, floor_y), 0.0),
         pymunk.Segment(space.static_body, (width, -1e4), (width, floor_y), 0.0),
     ]
+    if surface is not None:
+        walls += [
+            pymunk.Segment(space.static_body, tuple(a), tuple(b), 0.5)
+            for a, b in itertools.pairwise(np.asarray(surface, float).tolist())
+        ]
     for wall in walls:
         # pymunk multiplies the two shapes' elasticities; walls at 1 leave the body's value in charge.
         wall.elasticity, wall.friction = 1.0, 1.0
@@ -226,11 +237,28 @@ def read_prompt(text: str) -> PromptPhysics:
 
 def _background(prefix: np.ndarray) -> np.ndarray:
     """The scene without its coloured objects: temporal median (moving objects vanish), then inpainting."""
+    return _background_and_hidden(prefix)[0]
+
+
+def _background_and_hidden(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_background` and the boolean mask of the pixels it had to inpaint (never seen uncovered)."""
     base: np.ndarray = np.median(prefix, axis=0).astype(np.uint8) if len(prefix) >= 5 else prefix[-1].copy()
     mask = cv2.dilate(motion.object_mask(base).astype(np.uint8), np.ones((5, 5), np.uint8))
     if mask.any():
         base = cv2.inpaint(base, mask, 3, cv2.INPAINT_TELEA)
-    return base
+    return base, mask.astype(bool)
+
+
+def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
+    """The per-column support heights of :func:`agent.motion.support_surface` as a few ``(x, y)`` points
+    (Douglas-Peucker within ``tolerance`` px), ready to become static segments.
+
+    >>> surface_polyline(np.array([50.0] * 10 + [40.0 - k for k in range(10)])).tolist()
+    [[0.0, 50.0], [9.0, 50.0], [10.0, 40.0], [19.0, 31.0]]
+    """
+    points = np.stack([np.arange(len(surface), dtype=np.float32), surface.astype(np.float32)], axis=1)
+    simplified = cv2.approxPolyDP(points.reshape(-1, 1, 2), tolerance, closed=False).reshape(-1, 2)
+    return simplified.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -278,6 +306,17 @@ def _composite(background: np.ndarray, sprites: list[_Sprite], positions: np.nda
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What :meth:`PhysicsPriorGenerator.plan` decided: bodies, parameters, the floor row and the static
+    surface polyline (``(N, 2)`` points ``(x, y)``: the floor with whatever stands on it)."""
+
+    bodies: list[SimBody]
+    params: WorldParams
+    floor_y: float
+    surface: np.ndarray
+
+
 class PhysicsPriorGenerator:
     """Prompt-driven 2D physics extrapolation (offline stand-in, not a neural model).
 
@@ -311,14 +350,17 @@ class PhysicsPriorGenerator:
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
         self.damping_range = (float(damping_range[0]), float(damping_range[1]))
 
-    def plan(self, request: GenerationRequest) -> tuple[list[SimBody], WorldParams, float]:
-        """The start state, parameters and floor row this request and seed lead to (for tests and logs)."""
+    def plan(self, request: GenerationRequest) -> Plan:
+        """The start state, parameters and static geometry this request and seed lead to (for tests and logs)."""
         rng = np.random.default_rng(request.seed)
         switch = request.switch_frame
-        blobs, _ = motion.detect_objects(switch)
+        blobs, labels = motion.detect_objects(switch)
         said = read_prompt(request.prompt)
-        background = _background(request.prefix)
+        background, hidden = _background_and_hidden(request.prefix)
         floor_y = motion.detect_floor(background)
+        # What stands on the floor (ramps, steps, posts) is static geometry; under the objects it is unseen.
+        covered = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        support = motion.support_surface(background, floor_y, unknown=hidden | covered)
         measured: dict[int, tuple[float, float]] = {}
         if request.mode == "v2v" and len(request.prefix) >= 3:
             tracks = motion.track_objects(request.prefix[-3:], reference=None)
@@ -353,20 +395,22 @@ class PhysicsPriorGenerator:
                 vx = vx * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
                 vy = vy * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
             resting = math.hypot(vx, vy) < 5
-            on_floor = blob.y + blob.radius >= floor_y - 3
+            below = float(support[min(max(round(blob.x), 0), len(support) - 1)])
+            supported = blob.y + blob.radius >= below - 3
             pinned = blob.colour in said.still or (
-                resting and not on_floor and blob.colour not in said.released
+                resting and not supported and blob.colour not in said.released
             )
-            y = min(blob.y, floor_y - blob.radius)  # never start inside the floor
+            y = min(blob.y, below - blob.radius)  # never start inside the floor or what stands on it
             bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned))
         params = WorldParams(gravity=g, restitution=e, damping=d)
-        return bodies, params, floor_y
+        return Plan(bodies, params, floor_y, surface_polyline(support))
 
     def generate(self, request: GenerationRequest) -> GeneratedVideo:
         """Extrapolate ``request.num_frames`` frames after the switch frame."""
         if request.prefix.ndim != 4 or request.prefix.shape[-1] != 3 or len(request.prefix) == 0:
             raise GenerationError(f"physics-prior: prefix must be (P, H, W, 3), got {request.prefix.shape}")
-        bodies, params, floor_y = self.plan(request)
+        plan = self.plan(request)
+        bodies, params = plan.bodies, plan.params
         if self.delay_s > 0:
             time.sleep(self.delay_s)
         switch = request.switch_frame
@@ -377,11 +421,12 @@ class PhysicsPriorGenerator:
             positions = simulate(
                 bodies,
                 params,
-                floor_y=floor_y,
+                floor_y=plan.floor_y,
                 width=float(switch.shape[1]),
                 n_frames=request.num_frames,
                 fps=request.fps,
                 substeps=self.substeps,
+                surface=plan.surface,
             )
             frames = np.stack([_composite(background, sprites, p) for p in positions])
         else:  # nothing to move: the scene stays as it is
@@ -392,7 +437,8 @@ class PhysicsPriorGenerator:
             "gravity": round(params.gravity, 2),
             "restitution": round(params.restitution, 3),
             "damping": round(params.damping, 3),
-            "floor_y": floor_y,
+            "floor_y": plan.floor_y,
+            "surface": [[round(x, 1), round(y, 1)] for x, y in plan.surface.tolist()],
             "objects": [replace(b, x=round(b.x, 1), y=round(b.y, 1)).__dict__ for b in bodies],
         }
         return check_output(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -267,3 +268,51 @@ def test_physics_prior_draws_a_mirror_image_from_its_object() -> None:
     assert pos[-1, 0, 1] > 70  # the ball fell onto the floor ...
     np.testing.assert_allclose(pos[:, 1, 0], pos[:, 0, 0])  # ... and its image kept its column
     np.testing.assert_allclose(pos[:, 1, 1], 160.0 - pos[:, 0, 1])  # mirrored in y = 80
+
+
+def _ramp_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A side view: dark textured backdrop, a table from row 150, a grey ramp sloping down to the right
+    (from (60, 70) to (200, 150)), a wooden post at x 280-292; a red ball resting on the slope."""
+    rng = np.random.default_rng(0)
+    frame = np.clip(rng.normal(70, 3, (180, 320, 3)), 0, 255).astype(np.uint8)
+    frame[150:] = (140, 120, 100)  # muted wood: below the object detector's saturation floor
+    cv2.fillPoly(frame, [np.array([[60, 150], [60, 70], [200, 150]], np.int32)], (150, 150, 150))
+    frame[90:150, 280:292] = (140, 120, 100)
+    slope = (150 - 70) / (200 - 60)
+    x0 = 110.0
+    y0 = 70 + slope * (x0 - 60) - 7 / math.cos(math.atan(slope))  # centre 7 px above the slope
+    with_ball = frame.copy()
+    cv2.circle(with_ball, (round(x0), round(y0)), 7, (230, 30, 30), -1)
+    return frame, np.repeat(with_ball[None], 6, axis=0)
+
+
+def test_support_surface_finds_the_ramp_and_the_post_but_not_thin_arms() -> None:
+    frame, prefix = _ramp_scene()
+    frame[0:60, 100:102] = (160, 160, 160)  # a grabber arm hanging from the top
+    surface = motion.support_surface(frame, motion.detect_floor(frame))
+    assert surface[30] == 150 and surface[250] == 150  # bare table
+    assert surface[61] == pytest.approx(71, abs=2) and surface[130] == pytest.approx(110, abs=2)  # the slope
+    assert surface[285] == pytest.approx(90, abs=1)  # the post
+    _, labels = motion.detect_objects(prefix[-1])
+    hidden = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    under_ball = motion.support_surface(prefix[-1], 150.0, unknown=hidden)
+    # The ball hides the slope; its columns are interpolated from both sides, not raised to its top.
+    np.testing.assert_allclose(under_ball[100:121], surface[100:121], atol=2)
+
+
+def test_physics_prior_rolls_a_released_ball_down_a_ramp_and_off_a_post() -> None:
+    _, prefix = _ramp_scene()
+    request = GenerationRequest(prefix, 8.0, "The red ball is released and rolls down.", 0, 40, mode="v2v")
+    generator = PhysicsPriorGenerator()
+    plan = generator.plan(request)
+    assert len(plan.surface) >= 5  # table, ramp corner, slope foot, post
+    frames = generator.generate(request).frames
+    tracks = motion.track_objects(frames)
+    (red,) = [t for t in tracks if t.colour == "red"]
+    xy = red.xy[red.seen]
+    slope = (150 - 70) / (200 - 60)
+    on_ramp = xy[:, 0] < 200
+    # It runs down the slope (never through it: the centre stays a radius above the surface)...
+    assert xy[:, 0].max() > 200 and np.all(xy[on_ramp, 1] <= 70 + slope * (xy[on_ramp, 0] - 60) + 1)
+    # ...and the post stops it: it never passes the post's left face.
+    assert xy[:, 0].max() < 280
