@@ -48,9 +48,33 @@ _ACTION = re.compile(
     r"rolls?|strikes?|knocks?|kicks?|throws?|thrown|tips? over|topples?)\b",
     re.I,
 )
+# A magnet named in the description acts on a steel or magnetic object: it pulls it in, or, facing it with the
+# same pole, pushes it back (what a VLM knows about magnets, said in the words the physics prior reads).
+_MAGNET = re.compile(r"\bmagnet\b", re.I)
+_MAGNETIC = re.compile(r"\b(?:steel|iron|magnetic)\b", re.I)
+_LIKE_POLE = re.compile(r"\b(?:same|like) poles?\b|\brepel", re.I)
+_MAGNET_SIDE = re.compile(r"\bmagnet\b[^.]*?\b(?:on|at) the (right|left)\b", re.I)
 # A frame "moves" when its official motion mask (physics_iq.metrics) covers at least this share of the
 # image: 0.05 % is ~30 px at 320x180, above the masks' noise on still clips and below one moving ball.
 _MOVING_SHARE = 0.0005
+
+
+def _magnet_statement(description: str) -> str:
+    """A ``{colour}`` template of what the magnet of the description does, or ``""`` (no magnet, nothing
+    magnetic, or no side given).
+
+    >>> _magnet_statement("A strong magnet sits on the right of a table. A grabber holds a green steel ball.")
+    'The {colour} ball is pulled towards the magnet on the right and speeds up until it touches it.'
+    >>> _magnet_statement("A magnetic puck, and a magnet at the right end facing it with the same pole.")
+    'The {colour} ball is pushed back by the magnet on the right before it touches it.'
+    """
+    side = _MAGNET_SIDE.search(description)
+    if not (_MAGNET.search(description) and _MAGNETIC.search(description) and side):
+        return ""
+    where = f"the magnet on the {side[1].lower()}"
+    if _LIKE_POLE.search(description):
+        return f"The {{colour}} ball is pushed back by {where} before it touches it."
+    return f"The {{colour}} ball is pulled towards {where} and speeds up until it touches it."
 
 
 def _key(sentence: str) -> tuple[str, str] | None:
@@ -125,6 +149,7 @@ class OfflineReasoner:
         releases = bool(_RELEASE.search(scene.description))
         floor_y = scene.prefix_motion.floor_y
         images, heights = _switch_objects(scene)
+        magnet = _magnet_statement(scene.description)
         for m in scene.prefix_motion.objects:
             if m.name in images:
                 continue
@@ -139,14 +164,16 @@ class OfflineReasoner:
                     f"The {m.colour} ball keeps moving{' to the ' + side if side else ''}"
                     f"{' and falls' if m.gravity else ''}."
                 )
-            else:
+            elif not magnet:
                 statements.append(f"The {m.colour} ball rests until something hits it.")
+            if magnet:
+                statements.append(magnet.format(colour=m.colour))
             if m.bounces:
                 statements.append(f"The {m.colour} ball bounces on the floor.")
         outcome = " ".join(statements) or "Nothing visibly moves."
         return Prediction(
             objects=objects,
-            physics="gravity and contact with the floor and walls",
+            physics="gravity and contact with the floor and walls" + (", magnetic force" if magnet else ""),
             expected_outcome=outcome,
             prompt=self._compose(scene.description, statements),
         )

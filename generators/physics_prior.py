@@ -20,6 +20,9 @@ sentence naming the object's colour):
 - ``stays still`` / ``stays where it is``  (object pinned)
 - ``starts at rest``  (zero start velocity, but free to be hit and pushed)
 - ``falls`` / ``drops`` / ``is released``  (an object at rest in the air is not supported)
+- ``is pulled towards the magnet on the right`` / ``is attracted to ... left``  (a softened inverse-square pull
+  towards the nearest thing standing on the floor on that side, or that side's edge; strength from the seed)
+- ``is pushed back by the magnet on the left`` / ``is repelled ...``  (the same force, pushing away)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -59,6 +62,21 @@ class SimBody:
     radius: float
     pinned: bool = False
     mirror_of: int | None = None
+    pull: Pull | None = None
+
+
+@dataclass(frozen=True)
+class Pull:
+    """A force field acting on one body: ``sign * strength * (d0^2 + soft^2) / (d^2 + soft^2)`` px/s² along the
+    line to ``(x, y)`` (``sign`` +1 attracts, -1 repels), ``d0`` the start distance: ``strength`` is the
+    acceleration at the start, growing like an inverse square (softened by ``soft``) as the body closes in."""
+
+    x: float
+    y: float
+    strength: float
+    sign: float
+    start_distance: float
+    soft: float
 
 
 @dataclass(frozen=True)
@@ -140,8 +158,21 @@ def simulate(
         handles.append(body)
     out = np.zeros((n_frames, len(bodies), 2))
     dt = 1.0 / (fps * substeps)
+    pulled: list[tuple[pymunk.Body, Pull]] = []
+    for handle, b in zip(handles, bodies, strict=True):
+        if handle is not None and b.pull is not None and handle.body_type == pymunk.Body.DYNAMIC:
+            pulled.append((handle, b.pull))
     for t in range(n_frames):
         for _ in range(substeps):
+            for body, pull in pulled:
+                dx, dy = pull.x - body.position.x, pull.y - body.position.y
+                distance = max(math.hypot(dx, dy), 1e-6)
+                accel = pull.sign * pull.strength * (pull.start_distance**2 + pull.soft**2)
+                accel /= distance**2 + pull.soft**2
+                # pymunk clears applied forces after every step, so the field is applied before each one.
+                body.apply_force_at_world_point(
+                    (body.mass * accel * dx / distance, body.mass * accel * dy / distance), body.position
+                )
             space.step(dt)
         for k, handle in enumerate(handles):
             if handle is not None:
@@ -167,6 +198,7 @@ class PromptPhysics:
         still: Colours said to stay still.
         released: Colours said to fall/drop.
         bounces: The prompt says something bounces (without a number).
+        pulls: Colour -> (+1 attracted / -1 pushed back, side of the source: "right" or "left").
     """
 
     gravity: float | None = None
@@ -176,6 +208,7 @@ class PromptPhysics:
     still: set[str] = field(default_factory=set)
     released: set[str] = field(default_factory=set)
     bounces: bool = False
+    pulls: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 _NUM = r"(?:about |roughly |around )?(\d+(?:\.\d+)?)"
@@ -186,6 +219,10 @@ _GRAVITY = [
 ]
 _RESTITUTION = re.compile(rf"{_NUM} ?% of its (?:impact|falling|vertical) speed", re.I)
 _DAMPING = re.compile(rf"slows? down by {_NUM} ?% (?:every|each|per) second", re.I)
+_ATTRACTED = re.compile(
+    r"\b(?:pulled|drawn|attracted)\b[^.;]*?\b(?:towards?|to)\b[^.;]*?\b(right|left)\b", re.I
+)
+_REPELLED = re.compile(r"\b(?:pushed (?:back|away)|repelled)\b[^.;]*?\b(right|left)\b", re.I)
 
 
 def read_prompt(text: str) -> PromptPhysics:
@@ -214,6 +251,10 @@ def read_prompt(text: str) -> PromptPhysics:
             found.velocity.setdefault(colours[0], (0.0, 0.0))  # at rest, but free to be pushed
         if colours and re.search(r"\b(?:falls?|drops?|is released|let go)\b", low):
             found.released.update(colours)
+        for pattern, sign in ((_ATTRACTED, 1.0), (_REPELLED, -1.0)):
+            match = pattern.search(sentence)
+            if colours and match:
+                found.pulls[colours[0]] = (sign, match[1].lower())
         for pattern in _GRAVITY:
             match = pattern.search(sentence)
             if match and found.gravity is None:
@@ -247,6 +288,28 @@ def _background_and_hidden(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if mask.any():
         base = cv2.inpaint(base, mask, 3, cv2.INPAINT_TELEA)
     return base, mask.astype(bool)
+
+
+def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: str) -> tuple[float, float]:
+    """Where a stated pull or push comes from: the nearest thing standing on the floor on ``side`` of ``x`` (the
+    middle of its columns, halfway up), else the frame's edge on that side at height ``y``.
+
+    >>> support = np.array([50.0] * 30 + [30.0] * 10 + [50.0] * 10)
+    >>> _pull_source(support, 50.0, 10.0, 45.0, "right"), _pull_source(support, 50.0, 10.0, 45.0, "left")
+    ((34.5, 40.0), (0.0, 45.0))
+    """
+    raised = support < floor_y - 3
+    columns = np.arange(len(support))
+    ahead = raised & (columns > x if side == "right" else columns < x)
+    if not ahead.any():
+        return (float(len(support) - 1) if side == "right" else 0.0), y
+    first = int(np.flatnonzero(ahead)[0] if side == "right" else np.flatnonzero(ahead)[-1])
+    run = [first]
+    step = 1 if side == "right" else -1
+    while 0 <= run[-1] + step < len(support) and raised[run[-1] + step]:
+        run.append(run[-1] + step)
+    top = float(support[run].mean())
+    return float(np.mean(run)), (top + floor_y) / 2
 
 
 def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
@@ -326,6 +389,8 @@ class PhysicsPriorGenerator:
         gravity_range: Prior on gravity as multiples of the frame height per s² (uniform).
         restitution_range: Prior on restitution when the prompt does not say (uniform).
         damping_range: Prior on the velocity fraction kept per second (uniform).
+        pull_range: Prior on a stated attraction/repulsion's acceleration at the start, as multiples of the
+            frame height per s² (log-uniform: the two magnet scenes of the suite differ by about 4x).
         delay_s: Seconds to sleep per generation, standing in for a slow model (used to test interruption).
     """
 
@@ -338,6 +403,7 @@ class PhysicsPriorGenerator:
         gravity_range: tuple[float, float] = (0.8, 5.0),
         restitution_range: tuple[float, float] = (0.1, 0.9),
         damping_range: tuple[float, float] = (0.6, 1.0),
+        pull_range: tuple[float, float] = (0.02, 0.5),
         delay_s: float = 0.0,
         **unused: object,
     ) -> None:
@@ -349,6 +415,7 @@ class PhysicsPriorGenerator:
         self.gravity_range = (float(gravity_range[0]), float(gravity_range[1]))
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
         self.damping_range = (float(damping_range[0]), float(damping_range[1]))
+        self.pull_range = (float(pull_range[0]), float(pull_range[1]))
 
     def plan(self, request: GenerationRequest) -> Plan:
         """The start state, parameters and static geometry this request and seed lead to (for tests and logs)."""
@@ -401,7 +468,14 @@ class PhysicsPriorGenerator:
                 resting and not supported and blob.colour not in said.released
             )
             y = min(blob.y, below - blob.radius)  # never start inside the floor or what stands on it
-            bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned))
+            pull = None
+            if blob.colour in said.pulls:
+                sign, side = said.pulls[blob.colour]
+                tx, ty = _pull_source(support, floor_y, blob.x, y, side)
+                low, high = self.pull_range
+                strength = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * height
+                pull = Pull(tx, ty, strength, sign, math.hypot(tx - blob.x, ty - y), blob.radius + 4.0)
+            bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned, pull=pull))
         params = WorldParams(gravity=g, restitution=e, damping=d)
         return Plan(bodies, params, floor_y, surface_polyline(support))
 
@@ -439,7 +513,7 @@ class PhysicsPriorGenerator:
             "damping": round(params.damping, 3),
             "floor_y": plan.floor_y,
             "surface": [[round(x, 1), round(y, 1)] for x, y in plan.surface.tolist()],
-            "objects": [replace(b, x=round(b.x, 1), y=round(b.y, 1)).__dict__ for b in bodies],
+            "objects": [asdict(replace(b, x=round(b.x, 1), y=round(b.y, 1))) for b in bodies],
         }
         return check_output(
             request, GeneratedVideo(frames=frames, fps=request.fps, metadata=metadata), self.name

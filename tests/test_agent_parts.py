@@ -316,3 +316,33 @@ def test_physics_prior_rolls_a_released_ball_down_a_ramp_and_off_a_post() -> Non
     assert xy[:, 0].max() > 200 and np.all(xy[on_ramp, 1] <= 70 + slope * (xy[on_ramp, 0] - 60) + 1)
     # ...and the post stops it: it never passes the post's left face.
     assert xy[:, 0].max() < 280
+
+
+def test_read_prompt_attraction_and_repulsion() -> None:
+    said = read_prompt(
+        "The green ball is pulled towards the magnet on the right and speeds up until it touches it. "
+        "The magenta ball is pushed back by the magnet on the left before it touches it. The red ball rests."
+    )
+    assert said.pulls == {"green": (1.0, "right"), "magenta": (-1.0, "left")}
+    assert read_prompt("A grey cue stick pushes the red ball to the right.").pulls == {}
+
+
+def test_a_pull_speeds_a_ball_up_towards_its_source_and_a_push_turns_it_back() -> None:
+    from generators.physics_prior import Pull, SimBody, WorldParams, simulate
+
+    world = {"floor_y": 100.0, "width": 400.0, "n_frames": 24, "fps": 8.0}
+    params = WorldParams(gravity=300.0, restitution=0.1, damping=1.0, friction=0.0)
+    source = (300.0, 95.0)
+    pull = Pull(*source, strength=20.0, sign=1.0, start_distance=200.0, soft=9.0)
+    (track,) = simulate([SimBody(100.0, 95.0, 0.0, 0.0, 5.0, pull=pull)], params, **world).transpose(1, 0, 2)
+    steps = np.diff(track[::4, 0])  # every half second
+    assert np.all(steps > 0) and np.all(np.diff(steps) > 0)  # towards the source, faster and faster
+    assert track[-1, 0] > 200  # 110 px in 3 s from 20 px/s² at the start: more than constant (90 px)
+    push = Pull(*source, strength=5.0, sign=-1.0, start_distance=200.0, soft=9.0)
+    world["n_frames"] = 40
+    (pushed,) = simulate([SimBody(100.0, 95.0, 90.0, 0.0, 5.0, pull=push)], params, **world).transpose(
+        1, 0, 2
+    )
+    turn = int(np.argmax(pushed[:, 0]))
+    assert 0 < turn < 30 and pushed[turn, 0] < source[0] - 20  # stops short of the source ...
+    assert pushed[-1, 0] < pushed[turn, 0] - 50  # ... and is pushed back
