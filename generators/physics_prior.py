@@ -372,12 +372,16 @@ def _composite(background: np.ndarray, sprites: list[_Sprite], positions: np.nda
 @dataclass(frozen=True)
 class Plan:
     """What :meth:`PhysicsPriorGenerator.plan` decided: bodies, parameters, the floor row and the static
-    surface polyline (``(N, 2)`` points ``(x, y)``: the floor with whatever stands on it)."""
+    surface polyline (``(N, 2)`` points ``(x, y)``: the floor with whatever stands on it); and what it read them
+    from, which rendering reuses: the background and the switch frame's objects with their label image."""
 
     bodies: list[SimBody]
     params: WorldParams
     floor_y: float
     surface: np.ndarray
+    background: np.ndarray = field(repr=False)
+    blobs: list[motion.Blob] = field(repr=False)
+    labels: np.ndarray = field(repr=False)
 
 
 class PhysicsPriorGenerator:
@@ -477,7 +481,7 @@ class PhysicsPriorGenerator:
                 pull = Pull(tx, ty, strength, sign, math.hypot(tx - blob.x, ty - y), blob.radius + 4.0)
             bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned, pull=pull))
         params = WorldParams(gravity=g, restitution=e, damping=d)
-        return Plan(bodies, params, floor_y, surface_polyline(support))
+        return Plan(bodies, params, floor_y, surface_polyline(support), background, blobs, labels)
 
     def generate(self, request: GenerationRequest) -> GeneratedVideo:
         """Extrapolate ``request.num_frames`` frames after the switch frame."""
@@ -488,9 +492,8 @@ class PhysicsPriorGenerator:
         if self.delay_s > 0:
             time.sleep(self.delay_s)
         switch = request.switch_frame
-        background = _background(request.prefix)
-        blobs, labels = motion.detect_objects(switch)
-        sprites = _sprites(switch, blobs, labels)
+        background = plan.background
+        sprites = _sprites(switch, plan.blobs, plan.labels)
         if bodies:
             positions = simulate(
                 bodies,
