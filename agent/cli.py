@@ -25,9 +25,9 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("agent.settings", "SettingsError"),
     ("agent.runs", "RunConfigError"),  # a run directory made with other settings
     ("agent.prompting", "PromptSetError"),
-    ("generators.registry", "UnknownNameError"),
-    ("generators.registry", "MissingExtraError"),
-    ("generators.registry", "BackendOptionError"),  # an option or checkpoint a backend cannot be built from
+    ("physics_iq.registry", "UnknownNameError"),
+    ("physics_iq.registry", "MissingExtraError"),
+    ("physics_iq.registry", "BackendOptionError"),  # an option or checkpoint a backend cannot be built from
     ("agent.vlm.base", "VLMError"),  # e.g. no API key in the environment
     ("agent.workflows.compare", "CompareError"),
     ("agent.workflows.sweep", "SweepError"),

@@ -33,13 +33,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
 from agent.budget import scenario_scope
-from agent.motion import switch_velocity_gap
 from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
 from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
 from agent.vlm.base import VLMError
 from generators.base import GenerationError, GenerationRequest, Generator
+from physics_iq.motion import switch_velocity_gap
 from physics_iq.video import read_video, write_video
 
 logger = logging.getLogger(__name__)

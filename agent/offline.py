@@ -1,6 +1,6 @@
 """``--vlm offline``: the motion-grounded critic. NOT a neural model — rules over object tracks.
 
-It plays the three reasoning roles with measurements from :mod:`agent.motion` instead of a VLM:
+It plays the three reasoning roles with measurements from :mod:`physics_iq.motion` instead of a VLM:
 
 - **predict**: qualitative expectations only (which objects move, in which direction, whether they fall and
   bounce), composed with the prompt set's ``compose.j2`` — a coarse first look, like a VLM's first guess.
@@ -26,11 +26,12 @@ import re
 
 import numpy as np
 
-from agent import motion
 from agent.prompting import PromptSet
 from agent.reasoning import Scene
 from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation
+from physics_iq import motion
 from physics_iq.metrics import motion_masks
+from physics_iq.vocabulary import COLOURS
 
 _ASPECTS = {
     "velocity": re.compile(r"\bmoves? .*px/s(?! every)|\bstarts at rest\b", re.I),
@@ -38,7 +39,6 @@ _ASPECTS = {
     "bounce": re.compile(r"% of its impact speed|does not bounce", re.I),
     "slowing": re.compile(r"slows? down by|steady speed", re.I),
 }
-_COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?|dropped)\b", re.I)
 # Mechanical actions set things moving at once; heating or switching something on may show nothing for
@@ -79,7 +79,7 @@ def _magnet_statement(description: str) -> str:
 
 def _key(sentence: str) -> tuple[str, str] | None:
     low = sentence.lower()
-    colour = next((c for c in _COLOURS if re.search(rf"\b{c}\b", low)), "")
+    colour = next((c for c in COLOURS if re.search(rf"\b{c}\b", low)), "")
     for aspect, pattern in _ASPECTS.items():
         if pattern.search(sentence):
             return (colour, aspect)

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent import motion
 from agent.prompting import PromptSet
 from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply
 from agent.vlm.base import VLM, Message
+from physics_iq import motion
 
 logger = logging.getLogger(__name__)
 

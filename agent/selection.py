@@ -4,7 +4,7 @@
 
 1. consistent verdicts first, then the higher critic score;
 2. ties on both: fewer violations of high severity, then of medium, then of low (what the critic saw wrong);
-3. still tied: the smaller velocity jump at the switch frame (:func:`agent.motion.switch_velocity_gap`,
+3. still tied: the smaller velocity jump at the switch frame (:func:`physics_iq.motion.switch_velocity_gap`,
    the continuation measured against the prefix — the same measurement the offline critic's continuity
    check uses, without its tolerance);
 4. still tied: the earlier loop (a later rewrite that changed nothing measurable has earned nothing), then

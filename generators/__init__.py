@@ -5,7 +5,7 @@ only when used, so the heavy ``[models]`` extra is needed only for neural backen
 """
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, Generator, check_output
-from generators.registry import LazyRegistry
+from physics_iq.registry import LazyRegistry
 
 GENERATORS: LazyRegistry[type] = LazyRegistry("generator")
 

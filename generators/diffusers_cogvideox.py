@@ -24,8 +24,8 @@ from pydantic import Field
 
 from generators.base import GenerationRequest
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, switch_frame_image
-from generators.registry import BackendOptionError
 from generators.video_rules import FramePlan, FrameRule
+from physics_iq.registry import BackendOptionError
 
 
 class CogVideoXOptions(DiffusersOptions):

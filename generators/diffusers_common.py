@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
-from generators.registry import BackendOptionError
 from generators.video_rules import (
     FramePlan,
     FrameRule,
@@ -36,6 +35,7 @@ from generators.video_rules import (
     resize_frames,
     to_request_clip,
 )
+from physics_iq.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from generators.diffusers_common import (
     switch_frame_image,
     to_pil,
 )
-from generators.registry import BackendOptionError
 from generators.video_rules import FramePlan, FrameRule, resize_frames
+from physics_iq.registry import BackendOptionError
 from physics_iq.video import resample_fps
 
 

@@ -43,9 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
-from generators.registry import BackendOptionError
 from generators.video_rules import resize_frames
 from physics_iq.errors import VideoReadError
+from physics_iq.registry import BackendOptionError
 from physics_iq.video import read_video, resample_fps, write_video
 
 logger = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """``physics-prior``: an offline stand-in for a video model — a 2D physics engine driven by the prompt.
 
-NOT a neural model. It finds the coloured objects of the switch frame (:mod:`agent.motion`), estimates their
+NOT a neural model. It finds the coloured objects of the switch frame (:mod:`physics_iq.motion`), estimates their
 velocity from the prefix (v2v) or the prompt (i2v), reads physical parameters from the prompt's wording
 (gravity, bounciness, slowing down, per-object motion), samples whatever the prompt leaves open from broad
 priors using the request's seed, extrapolates with pymunk, and renders by compositing each object's sprite
 onto the background (the prefix's temporal median, objects inpainted away). The static world is read from that
-background too: the floor line, and whatever stands on it (ramps, steps, posts: :func:`agent.motion.
+background too: the floor line, and whatever stands on it (ramps, steps, posts: :func:`physics_iq.motion.
 support_surface`) as a polyline of static segments, so a released ball rolls down a ramp instead of falling
 through it.
 
@@ -38,13 +38,11 @@ import cv2
 import numpy as np
 import pymunk
 
-from agent import motion
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
+from physics_iq import motion
+from physics_iq.vocabulary import COLOURS, DIRECTIONS
 
 logger = logging.getLogger(__name__)
-
-_COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
-_DIRS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
 
 
 @dataclass(frozen=True)
@@ -236,12 +234,12 @@ def read_prompt(text: str) -> PromptPhysics:
     found = PromptPhysics()
     for sentence in re.split(r"(?<=[.;!?])\s+|\n+", text):
         low = sentence.lower()
-        colours = [c for c in _COLOURS if re.search(rf"\b{c}\b", low)]
+        colours = [c for c in COLOURS if re.search(rf"\b{c}\b", low)]
         moves = _VEL.findall(sentence)
         if moves and colours:
             vx = vy = 0.0
             for direction, value in moves:
-                dx, dy = _DIRS[direction.lower()]
+                dx, dy = DIRECTIONS[direction.lower()]
                 vx += dx * float(value)
                 vy += dy * float(value)
             found.velocity[colours[0]] = (vx, vy)
@@ -313,7 +311,7 @@ def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: 
 
 
 def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
-    """The per-column support heights of :func:`agent.motion.support_surface` as a few ``(x, y)`` points
+    """The per-column support heights of :func:`physics_iq.motion.support_surface` as a few ``(x, y)`` points
     (Douglas-Peucker within ``tolerance`` px), ready to become static segments.
 
     >>> surface_polyline(np.array([50.0] * 10 + [40.0 - k for k in range(10)])).tolist()
@@ -440,7 +438,7 @@ class PhysicsPriorGenerator:
                 for track in tracks:
                     last = track.xy[-1]
                     if track.colour == blob.colour and math.hypot(last[0] - blob.x, last[1] - blob.y) < 3:
-                        measured[k] = motion._fit_velocity(track.xy, request.fps, at_end=True, n=2)
+                        measured[k] = motion.fit_velocity(track.xy, request.fps, at_end=True, n=2)
         height = switch.shape[0]
         g = said.gravity
         if g is None:

@@ -11,13 +11,13 @@ import jinja2
 import numpy as np
 import pytest
 
-from agent import motion
 from agent.offline import OfflineReasoner
 from agent.prompting import ROLES, PromptSet, PromptSetError
 from agent.reasoning import make_scene
 from agent.schemas import Critique, Prediction, ReplyParseError, parse_reply
 from generators.base import GenerationRequest
 from generators.physics_prior import PhysicsPriorGenerator, _background, read_prompt
+from physics_iq import motion
 from physics_iq.layout import DatasetLayout, Row
 from physics_iq.synthetic import build_suite
 from physics_iq.video import read_video

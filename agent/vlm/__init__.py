@@ -1,7 +1,7 @@
 """Vision-language model backends, looked up by name in :data:`VLMS`."""
 
 from agent.vlm.base import VLM, Message, VLMError, VLMReply
-from generators.registry import LazyRegistry
+from physics_iq.registry import LazyRegistry
 
 VLMS: LazyRegistry[type] = LazyRegistry("vlm")
 VLMS.register(

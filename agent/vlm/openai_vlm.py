@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.vlm.base import Message, VLMError, VLMReply
-from generators.registry import BackendOptionError
+from physics_iq.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agent.vlm.base import Message, VLMError, VLMReply
 from agent.vlm.openai_vlm import sample_indices
-from generators.registry import BackendOptionError
+from physics_iq.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Motion grounding: find and track coloured objects in frames, and describe their motion in words and numbers.
+"""Motion grounding (shared by the agent and the generators): find and track coloured objects in frames, and describe their motion in words and numbers.
 
 This is classical image processing (HSV saturation threshold + connected components, colour-and-distance
 association), not a neural model. It works for scenes whose moving objects have saturated colours on a
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from physics_iq.vocabulary import COLOURS
 
 # Saturation/value floors for "an object pixel": the suite's objects are fully saturated colours while its
 # textured background stays below ~60 saturation; 90 leaves margin for H.264 chroma smearing at edges.
@@ -80,7 +82,7 @@ class Blob:
 
 # Hue (0..179) -> index into _CLASS_NAMES, precomputed once: comparing small integers per pixel is far
 # cheaper than comparing colour-name strings (this runs on every frame of every attempt).
-_CLASS_NAMES: tuple[str, ...] = tuple(dict.fromkeys(name for _, name in _HUE_NAMES))
+_CLASS_NAMES: tuple[str, ...] = COLOURS
 _HUE_CLASS = np.array([_CLASS_NAMES.index(colour_name(h)) for h in range(180)], np.uint8)
 
 
@@ -412,7 +414,7 @@ def _fill(values: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[good], values[good])
 
 
-def _fit_velocity(xy: np.ndarray, fps: float, at_end: bool, n: int = 3) -> tuple[float, float]:
+def fit_velocity(xy: np.ndarray, fps: float, at_end: bool, n: int = 3) -> tuple[float, float]:
     part = xy[-n:] if at_end else xy[:n]
     part = part[~np.isnan(part[:, 0])]
     if len(part) < 2:
@@ -479,8 +481,8 @@ def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> Obj
     return ObjectMotion(
         name=track.name,
         colour=track.colour,
-        velocity=_fit_velocity(xy, fps, at_end=True),
-        start_velocity=_fit_velocity(xy, fps, at_end=False),
+        velocity=fit_velocity(xy, fps, at_end=True),
+        start_velocity=fit_velocity(xy, fps, at_end=False),
         gravity=gravity,
         bounces=bounces,
         restitution=restitution,

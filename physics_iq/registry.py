@@ -53,7 +53,7 @@ class LazyRegistry(Generic[T]):
     >>> registry.resolve("json-dump")
     Traceback (most recent call last):
     ...
-    generators.registry.UnknownNameError: unknown codec 'json-dump'; did you mean 'json-dumps'? Known: json-dumps
+    physics_iq.registry.UnknownNameError: unknown codec 'json-dump'; did you mean 'json-dumps'? Known: json-dumps
     """
 
     def __init__(self, kind: str) -> None:
