@@ -196,8 +196,21 @@ class Refinement:
                 "run stopped (%s); %d scenario(s) unfinished; rerun to resume", stopped_by, len(unfinished)
             )
         summary = summarise(self.config, self.run.root, self.scenes, finals, self.scorer)
-        summary["status"] = "stopped" if unfinished else "complete"
+        empty = [e["scenario"] for e in summary["scenarios"] if e["attempts"] == 0]
+        failed_generations = sum(e["failed_generations"] for e in summary["scenarios"])
+        # "complete" only when every scenario has something to show; a scenario whose generations all failed
+        # makes the run "failed" (the CLI exits non-zero), whatever the others did.
+        summary["status"] = "stopped" if unfinished else ("failed" if empty else "complete")
         summary["stopped_by"] = stopped_by
+        summary["failed_generations"] = failed_generations
+        summary["scenarios_without_attempts"] = empty
+        if failed_generations:
+            logger.warning(
+                "%d generation(s) failed; %d scenario(s) have no successful attempt%s",
+                failed_generations,
+                len(empty),
+                f" ({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''})" if empty else "",
+            )
         summary["unfinished"] = unfinished
         summary["usage"] = self.meter.snapshot()
         summary["limits"] = self.limits.model_dump(mode="json")
@@ -214,8 +227,10 @@ def run_refinement(
 ) -> dict[str, Any]:
     """Run (or resume) the refinement loop over ``config.dataset`` into ``run_dir``; return the summary.
 
-    The summary's ``status`` is ``"complete"``, or ``"stopped"`` when a limit ended the run early (then
-    ``stopped_by`` says which and ``unfinished`` lists the scenarios a rerun will resume).
+    The summary's ``status`` is ``"complete"``; ``"failed"`` when a scenario has no successful attempt (all
+    its generations failed: ``scenarios_without_attempts`` names them, ``failed_generations`` counts every
+    failed generation); or ``"stopped"`` when a limit ended the run early (then ``stopped_by`` says which and
+    ``unfinished`` lists the scenarios a rerun will resume).
     """
     return Refinement(config, run_dir, on_event, limits).run_all()
 

@@ -220,7 +220,9 @@ def test_a_scenario_whose_generations_all_fail_is_summarised_not_crashed(tmp_pat
     refinement = Refinement(config, tmp_path / "run")
     refinement.generators = LocalGeneratorPool.of(_FailingGenerator())
     summary = refinement.run_all()
-    assert summary["status"] == "complete"
+    # The run says so: not "complete" (the CLI exits 1), and which scenario has nothing to show.
+    assert summary["status"] == "failed" and summary["failed_generations"] == 2
+    assert summary["scenarios_without_attempts"] == [summary["scenarios"][0]["scenario"]]
     (entry,) = summary["scenarios"]
     error = "failing: 40 frames are more than this checkpoint makes"
     assert entry["stop_reason"] == f"failed: all 2 generation(s) of loop 1 failed ({error})"

@@ -349,8 +349,11 @@ def test_a_clip_the_checkpoint_cannot_make_is_recorded_and_the_run_ends_cleanly(
     run_dir = tmp_path / "run"
     args = refine_args(suite, run_dir, "cogvideox-i2v", models["cogvideox-i2v"], "--mode", "i2v")
     result = runner.invoke(app, [*args, "--generator-opt", "max_sequence_length=16", "--vlm", "offline"])
-    assert result.exit_code == 0, result.output
-    (entry,) = json.loads(result.stdout)["scenarios"]
+    assert result.exit_code == 1, result.output  # a scenario without any successful generation: not a success
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["failed_generations"] >= 1
+    assert "generation(s) failed" in result.stderr and "run failed" in result.stderr
+    (entry,) = summary["scenarios"]
     message = "more than the 9 this CogVideoX 1.0 checkpoint generates"
     assert entry["stop_reason"].startswith("failed: all") and message in entry["stop_reason"]
     assert entry["attempts"] == 0 and entry["failed_generations"] >= 1
