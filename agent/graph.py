@@ -36,15 +36,15 @@ from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command, RetryPolicy, Send
+from langgraph.types import Command, RetryPolicy, Send, interrupt
 
-from agent.budget import scenario_scope
+from agent.budget import BackendDown, scenario_scope
 from agent.pool import GeneratorPool
 from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
 from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
-from agent.vlm.base import VLMError
+from agent.vlm.base import VLMError, VLMUnavailable
 from generators.base import GenerationError, GenerationRequest
 from physics_iq.motion import switch_velocity_gap
 from physics_iq.video import read_video, write_video
@@ -478,17 +478,40 @@ def score(state: LoopState, runtime: Rt) -> dict[str, Any]:
     return {"scores": scores, "oracle": scores.get("oracle", {})}
 
 
+def retryable(error: Exception) -> bool:
+    """Worth asking again: a reply that did not parse, or a VLM error -- except refused credentials and a
+    backend the run has given up on (asking again cannot help; the run stops and resumes later).
+
+    >>> from agent.vlm.base import VLMUnavailable
+    >>> retryable(VLMError("HTTP 500")), retryable(VLMUnavailable("401", "auth", "u")), retryable(BackendDown("x"))
+    (True, False, False)
+    """
+    if isinstance(error, VLMUnavailable) and error.kind == "auth":
+        return False
+    return isinstance(error, ReplyParseError | VLMError)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def in_scenario(node: F) -> F:
-    """Run a VLM-calling node inside :func:`agent.budget.scenario_scope` of its state's scenario, so each
-    ``vlm_call`` trace event names the scenario that paid for it."""
+    """Wrap a VLM-calling node: its calls are attributed to its scenario (:func:`agent.budget.scenario_scope`,
+    so each ``vlm_call`` trace event names the scenario that paid for it), and a backend that went down
+    pauses the scenario's thread with a LangGraph ``interrupt`` instead of failing the node.
+
+    An interrupt is checkpointed and bypasses both the retry policy and the error handler, so nothing is
+    recorded as failed; the rerun resumes the thread (``Command(resume=...)``) and the node runs again from
+    its start. If the backend is still down, the next ``interrupt`` pauses it again.
+    """
 
     @functools.wraps(node)  # keeps the signature LangGraph reads to inject ``runtime`` and ``error``
     def run(state: LoopState, *args: Any, **kwargs: Any) -> Any:
         with scenario_scope(state["take1_id"]):
-            return node(state, *args, **kwargs)
+            while True:
+                try:
+                    return node(state, *args, **kwargs)
+                except BackendDown as down:
+                    interrupt({"backend_down": str(down)})  # returns only when a resume answered this one
 
     return cast(F, run)
 
@@ -499,7 +522,7 @@ def build_graph(checkpointer: Any = None) -> CompiledStateGraph[LoopState, LoopC
     Args:
         checkpointer: A LangGraph checkpointer (``SqliteSaver`` for runs; ``None`` in unit tests).
     """
-    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=retryable)
     builder = StateGraph(LoopState, context_schema=LoopContext)
     builder.add_node(
         "predict", in_scenario(predict), retry_policy=retry, error_handler=in_scenario(predict_failed)

@@ -221,7 +221,7 @@ def _run(config: Any, run_dir: Path, as_json: bool, limits: Any = None) -> None:
         _print_table(summary, out)
         _print_usage(summary, out)
     _warn_failures(summary, console)
-    if summary["status"] == "failed":
+    if summary["status"] == "failed" or summary.get("stopped_by", "").startswith("backend:"):
         raise typer.Exit(1)
 
 
