@@ -271,8 +271,8 @@ def test_offline_critic_treats_a_mirror_image_as_a_reflection(tmp_path: Path) ->
         assert critic.predict(scene).objects == ["red ball"]  # one ball, not two
         truth = read_video(mirror.testing_video(row, 8))[0]
         critique = critic.critique(scene, description, truth)
-        # Before, the image was flagged on the ground truth itself: below the floor, moving up when the
-        # ball moves down. (The real ball may still be flagged: the floor line is found a few px high here.)
+        # The image is below the floor and moves up when the ball moves down: flagging that would flag the
+        # ground truth itself. (The real ball may still be flagged: the floor line is found a few px high here.)
         assert not [v for v in critique.violations if v.object == image_name], critique.violations
 
 
