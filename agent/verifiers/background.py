@@ -122,7 +122,7 @@ class BackgroundStability:
         return [self.score(clip) for clip in clips]
 
     def score(self, clip: ClipInput) -> VerifierScore:
-        error = check_clip(clip, min_frames=1, min_prefix=2)
+        error = check_clip(clip, min_frames=2, min_prefix=2)
         if error:
             return VerifierScore.failed(self.name, error)
         if clip.mode == "i2v":

@@ -10,13 +10,15 @@ Scores are comparable between attempts of the same scenario (the selector's use)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 Mode = Literal["i2v", "v2v"]
+T = TypeVar("T")
+R = TypeVar("R")
 MODES: tuple[str, ...] = ("i2v", "v2v")
 
 #: A generated frame whose grey-level standard deviation is below this is a flat colour (a decoder or
@@ -64,6 +66,11 @@ class VerifierScore:
     details: dict[str, float] = field(default_factory=dict)
     error: str = ""
     summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value is not None:
+            # A plain float, and 0.0 rather than the -0.0 that negating a zero loss gives.
+            object.__setattr__(self, "value", float(self.value) + 0.0)
 
     @property
     def ok(self) -> bool:
@@ -190,3 +197,47 @@ def _finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items.
+
+    >>> [list(b) for b in batches([1, 2, 3, 4, 5], 2)]
+    [[1, 2], [3, 4], [5]]
+    """
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + max(1, size)]
+
+
+def isolate_failures(run: Callable[[Sequence[T]], Sequence[R]], groups: Sequence[T]) -> list[R | Exception]:
+    """``run(groups)`` (one result per group); if it raises, each group alone, keeping each one's exception.
+
+    One bad attempt (or an out-of-memory batch) then costs only its own score, not every attempt's.
+
+    >>> def inverse(xs):
+    ...     return [1 / x for x in xs]
+    >>> [type(r).__name__ if isinstance(r, Exception) else r for r in isolate_failures(inverse, [1, 0, 2])]
+    [1.0, 'ZeroDivisionError', 0.5]
+    """
+    try:
+        return list(run(groups))
+    except Exception as exc:
+        if len(groups) == 1:
+            return [exc]
+    results: list[R | Exception] = []
+    for group in groups:
+        try:
+            results.extend(run([group]))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def failure_message(exc: BaseException) -> str:
+    """``"Type: first line of the message"`` for recording a backend failure on an attempt.
+
+    >>> failure_message(RuntimeError("out of memory\n(details)"))
+    'RuntimeError: out of memory'
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

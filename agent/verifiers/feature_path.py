@@ -39,7 +39,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent.verifiers.base import ClipInput, VerifierScore, check_clip, conditioning
+from agent.verifiers.base import (
+    ClipInput,
+    VerifierScore,
+    check_clip,
+    conditioning,
+    failure_message,
+    isolate_failures,
+)
 from physics_iq.registry import BackendOptionError
 
 log = logging.getLogger(__name__)
@@ -104,11 +111,14 @@ def linear_prediction_residuals(path: np.ndarray, history: int) -> np.ndarray:
     return np.linalg.norm(path[history:] - predicted, axis=1)
 
 
-def path_geometry(path: np.ndarray, history: int = 3) -> PathGeometry:
+def path_geometry(path: np.ndarray, history: int = 3, tolerance: float = 1e-4) -> PathGeometry:
     """The GeoPhys-style statistics of a ``(T, D)`` trajectory (``T >= history + 1``, ``history >= 2``).
 
-    Zero-length steps have no direction: angles are taken only between steps longer than a millionth of
-    the longest one. A path that never moves scores 0 on everything.
+    The statistics are scale-free, so they would blow floating-point jitter up into a wildly irregular
+    path: steps shorter than ``tolerance`` times the mean norm of the path's points count as zero (a
+    network's output for identical frames can differ in the last bits with the frame's place in a batch).
+    Zero-length steps have no direction: angles are taken only between steps that moved. A path that never
+    moves scores 0 on everything.
 
     >>> straight = np.outer(np.arange(6.0), [1.0, 2.0])
     >>> g = path_geometry(straight)
@@ -121,10 +131,12 @@ def path_geometry(path: np.ndarray, history: int = 3) -> PathGeometry:
     path = np.asarray(path, np.float64)
     steps = np.diff(path, axis=0)
     sizes = np.linalg.norm(steps, axis=1)
+    moving = sizes > tolerance * float(np.linalg.norm(path, axis=1).mean())
+    steps[~moving] = 0.0
+    sizes[~moving] = 0.0
     mean_step = float(sizes.mean())
     if mean_step <= 0.0:
         return PathGeometry(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 1.0)
-    moving = sizes > 1e-6 * float(sizes.max())
     angles = []
     for t in range(len(steps) - 1):
         if moving[t] and moving[t + 1]:
@@ -181,33 +193,32 @@ class FeaturePathVerifier:
 
     def score_many(self, clips: Sequence[ClipInput]) -> list[VerifierScore]:
         results: list[VerifierScore | None] = []
-        pending: list[tuple[int, np.ndarray]] = []
+        pending: list[int] = []
         for index, clip in enumerate(clips):
-            # The path needs history + 2 points for one prediction and one turning angle.
-            error = check_clip(
-                clip, min_frames=max(1, self.history + 2 - min(self.context, len(clip.prefix)))
-            )
-            if error:
-                results.append(VerifierScore.failed(self.name, error))
-                continue
-            results.append(None)
-            pending.append((index, self.path_frames(clip)))
-        if pending:
-            try:
-                embeddings = self.embed([frame for _, frames in pending for frame in frames])
-            except Exception as exc:  # a backend failure is recorded on every attempt it hit
-                log.warning("%s: embedding failed: %s", self.name, exc)
-                message = f"the feature backend failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                for index, _ in pending:
-                    results[index] = VerifierScore.failed(self.name, message)
-                return [r for r in results if r is not None]
-            start = 0
-            for index, frames in pending:
-                path = embeddings[start : start + len(frames)]
-                start += len(frames)
+            # At least one linear prediction made from generated frames alone.
+            error = check_clip(clip, min_frames=self.history + 1)
+            results.append(VerifierScore.failed(self.name, error) if error else None)
+            if not error:
+                pending.append(index)
+        paths = isolate_failures(self._embed_paths, [self.path_frames(clips[i]) for i in pending])
+        for index, path in zip(pending, paths, strict=True):
+            if isinstance(path, Exception):
+                log.warning("%s: the feature backend failed on attempt %d: %s", self.name, index, path)
+                results[index] = VerifierScore.failed(
+                    self.name, f"the feature backend failed ({failure_message(path)})"
+                )
+            else:
                 switch = min(self.context, len(conditioning(clips[index]))) - 1
                 results[index] = self._judge(path, switch)
-        return [r for r in results if r is not None]
+        return [result for result in results if result is not None]
+
+    def _embed_paths(self, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Embed the frames of several paths in one go (the backend batches them), split back per path."""
+        if not groups:
+            return []
+        embeddings = self.embed([frame for frames in groups for frame in frames])
+        bounds = np.cumsum([len(frames) for frames in groups])[:-1]
+        return np.split(embeddings, bounds)
 
     def _judge(self, path: np.ndarray, switch: int) -> VerifierScore:
         geometry = path_geometry(path, self.history)
