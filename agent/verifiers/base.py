@@ -236,7 +236,7 @@ def isolate_failures(run: Callable[[Sequence[T]], Sequence[R]], groups: Sequence
 def failure_message(exc: BaseException) -> str:
     """``"Type: first line of the message"`` for recording a backend failure on an attempt.
 
-    >>> failure_message(RuntimeError("out of memory\n(details)"))
+    >>> failure_message(RuntimeError("out of memory\\n(details)"))
     'RuntimeError: out of memory'
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
