@@ -274,7 +274,7 @@ def test_options_are_validated_and_coerced() -> None:
     assert built is not build_verifier("motion-continuity")
     with pytest.raises(BackendOptionError, match="no option 'horizn'"):
         build_verifier("motion-continuity", horizn=5)
-    with pytest.raises(BackendOptionError, match="option 'horizon' must be a int"):
+    with pytest.raises(BackendOptionError, match="option 'horizon' must be int, got 'five'"):
         build_verifier("motion-continuity", horizon="five")
     with pytest.raises(BackendOptionError, match="preset must be one of"):
         build_verifier("motion-continuity", preset="slow")

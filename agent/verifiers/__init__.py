@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,12 +83,21 @@ def verifier_options(name: str) -> dict[str, Any]:
     >>> verifier_options("motion-continuity")["horizon"]
     4
     """
+    return {key: default for key, (default, _) in _parameters(name).items()}
+
+
+def _parameters(name: str) -> dict[str, tuple[Any, tuple[type, ...]]]:
+    """Option name -> (default, the plain types its annotation allows)."""
     cls = VERIFIERS.resolve(name)
-    return {
-        key: param.default
-        for key, param in inspect.signature(cls).parameters.items()
-        if param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    }
+    hints = typing.get_type_hints(cls.__init__)
+    found = {}
+    for key, param in inspect.signature(cls).parameters.items():
+        if param.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            continue
+        hint = hints.get(key, Any)
+        types = tuple(t for t in typing.get_args(hint) or (hint,) if isinstance(t, type))
+        found[key] = (param.default, types)
+    return found
 
 
 def build_verifier(name: str, **options: Any) -> Verifier:
@@ -106,15 +116,16 @@ def build_verifier(name: str, **options: Any) -> Verifier:
     >>> build_verifier("motion-continuity") is build_verifier("motion-continuity", horizon="4")
     True
     """
-    defaults = verifier_options(name)
-    unknown = sorted(set(options) - set(defaults))
+    parameters = _parameters(name)
+    unknown = sorted(set(options) - set(parameters))
     if unknown:
-        known = ", ".join(defaults) or "none"
+        known = ", ".join(parameters) or "none"
         raise BackendOptionError(
             f"verifier {name!r} has no option {', '.join(map(repr, unknown))}; options: {known}"
         )
     settings = {
-        key: _coerce(name, key, options.get(key, default), default) for key, default in defaults.items()
+        key: _coerce(name, key, options[key], types) if key in options else default
+        for key, (default, types) in parameters.items()
     }
     key = (name, tuple((k, _hashable(v)) for k, v in sorted(settings.items())))
     with _LOCK:
@@ -132,26 +143,28 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str) or default is None or isinstance(default, str):
+def _coerce(name: str, key: str, value: Any, types: tuple[type, ...]) -> Any:
+    """A command-line string converted to the option's annotated type (bool, int, float or None)."""
+    if not isinstance(value, str) or str in types or not types:
         return value
-    try:
-        if isinstance(default, bool):
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
+    text = value.strip().lower()
+    if type(None) in types and text in ("none", "null", ""):
+        return None
+    for kind in (bool, int, float):
+        if kind not in types:
+            continue
+        if kind is bool:
+            if text in ("1", "true", "yes", "on"):
                 return True
-            if lowered in ("0", "false", "no", "off"):
+            if text in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        raise BackendOptionError(
-            f"verifier {name!r}: option {key!r} must be a {type(default).__name__}, got {value!r}"
-        ) from None
-    return value
+            continue
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    expected = " or ".join(t.__name__ for t in types)
+    raise BackendOptionError(f"verifier {name!r}: option {key!r} must be {expected}, got {value!r}")
 
 
 def _hashable(value: Any) -> Any:

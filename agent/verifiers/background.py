@@ -63,9 +63,8 @@ def static_region(prefix: Sequence[np.ndarray], still_threshold: float, margin: 
         moved |= np.abs(after - before) > still_threshold
     still = (~moved).astype(np.uint8)
     if margin > 0:
-        still = cv2.erode(
-            still, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8), borderType=cv2.BORDER_REPLICATE
-        )
+        kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+        return np.asarray(cv2.erode(still, kernel, borderType=cv2.BORDER_REPLICATE)).astype(bool)
     return still.astype(bool)
 
 
@@ -144,7 +143,7 @@ class BackgroundStability:
             changes = [float(np.abs(b - a)[region].mean()) for a, b in itertools.pairwise(prefix)]
             noise = max(self.noise_floor, float(np.mean(changes)))
             trim = self.trim
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         switch_u8 = switch.astype(np.uint8)
         drifts, flickers, shifts = [], [], []
         previous = switch
@@ -152,7 +151,9 @@ class BackgroundStability:
             gray = to_gray(frame, self.max_side).astype(np.float32)
             drifts.append(trimmed_mean(np.abs(gray - switch)[region], trim))
             flickers.append(trimmed_mean(np.abs(gray - previous)[region], trim))
-            motion = flow.calc(switch_u8, gray.astype(np.uint8), None)[region]
+            motion = np.asarray(
+                flow.calc(switch_u8, gray.astype(np.uint8), np.zeros((*gray.shape, 2), np.float32))
+            )[region]
             shifts.append(float(np.hypot(*np.median(motion, axis=0))))
             previous = gray
         drift = float(np.mean(drifts))

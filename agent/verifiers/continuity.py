@@ -96,7 +96,7 @@ def pair_motion(
     """
     # Flow from ``after`` back to ``before``: after(q) ~ before(q + back(q)), so the object's velocity at
     # q is -back(q), and warping ``before`` by ``back`` predicts ``after`` on after's own grid.
-    back = flow.calc(after, before, None)
+    back = np.asarray(flow.calc(after, before, np.zeros((*after.shape, 2), np.float32)))
     diff = cv2.absdiff(after, before)
     changed = diff > change_threshold
     # The interior of a flat object does not change while it moves; its flow is still valid near edges.
@@ -230,7 +230,7 @@ class MotionContinuity:
         error = check_clip(clip, min_frames=self.horizon, min_prefix=2)
         if error:
             return VerifierScore.failed(self.name, error)
-        flow = cv2.DISOpticalFlow_create(_PRESETS[self.preset])
+        flow = cv2.DISOpticalFlow.create(_PRESETS[self.preset])
         prefix = [] if clip.mode == "i2v" else list(clip.prefix[-(self.context + 1) : -1])
         sequence = [*prefix, clip.prefix[-1], *clip.frames[: self.horizon]]
         gray = [to_gray(frame, self.max_side) for frame in sequence]

@@ -13,7 +13,7 @@ transformers (the ``[models]`` extra) when called.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -28,8 +28,8 @@ def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A low-saturation, smoothly textured RGB background (like the suite's), uint8."""
     rng = np.random.default_rng(seed)
     noise = rng.normal(0.0, 1.0, (height, width, 3)).astype(np.float32)
-    smooth = cv2.GaussianBlur(noise, (0, 0), 4.0)
-    smooth /= max(float(np.abs(smooth).max()), 1e-6)
+    smooth = np.asarray(cv2.GaussianBlur(noise, (0, 0), 4.0), np.float32)
+    smooth = smooth / max(float(np.abs(smooth).max()), 1e-6)
     grey = 125.0 + 35.0 * smooth.mean(axis=2, keepdims=True) + 6.0 * smooth
     return np.clip(grey, 0, 255).astype(np.uint8)
 
@@ -105,8 +105,10 @@ def ball_clip(
         frame = _draw(background, x, y, radius).astype(np.float32)
         if after > 0 and kind == "jitter":
             dx, dy = rng.integers(-shake_px, shake_px + 1, size=2)
-            shift = np.float32([[1, 0, dx], [0, 1, dy]])
-            frame = cv2.warpAffine(frame, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+            shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+            frame = np.asarray(
+                cv2.warpAffine(frame, shift, (width, height), borderMode=cv2.BORDER_REFLECT), np.float32
+            )
         elif after > 0 and kind == "flicker":
             frame += flicker_levels * (1 if after % 2 else -1)
         frame += rng.normal(0.0, noise, frame.shape).astype(np.float32)
@@ -124,13 +126,15 @@ def build_tiny_image_encoder(folder: Path, family: Literal["dinov2", "siglip"] =
     import transformers
 
     torch.manual_seed(0)
+    model: Any
+    processor: Any
     if family == "dinov2":
         model = transformers.Dinov2Model(
             transformers.Dinov2Config(
                 hidden_size=32,
                 num_hidden_layers=2,
                 num_attention_heads=2,
-                intermediate_size=37,
+                mlp_ratio=2,
                 image_size=32,
                 patch_size=8,
             )

@@ -204,7 +204,9 @@ class WorldModelSurprise:
 
     def _surprises(self, clips: Sequence[ClipInput]) -> list[tuple[np.ndarray, list[int]]]:
         """Per clip: the surprise of each scored window and the windows' first frames."""
-        videos, jobs, starts = [], [], []
+        videos: list[torch.Tensor] = []
+        jobs: list[tuple[int, int]] = []
+        starts: list[list[int]] = []
         for number, clip in enumerate(clips):
             video = np.concatenate([conditioning(clip), clip.frames])
             videos.append(self.preprocess(video))
@@ -213,7 +215,7 @@ class WorldModelSurprise:
             )
             starts.append(found)
             jobs.extend((number, start) for start in found)
-        losses = {}
+        losses: dict[tuple[int, int], float] = {}
         with torch.inference_mode():
             for batch in batches(jobs, self.batch_size):
                 pixels = torch.stack([videos[n][s : s + self.window] for n, s in batch])
