@@ -184,9 +184,10 @@ class FeaturePathVerifier:
         """``(N, D)`` float embeddings of ``N`` uint8 RGB frames (any mix of clips)."""
         raise NotImplementedError
 
-    def path_frames(self, clip: ClipInput) -> np.ndarray:
-        """The frames whose embeddings form the path: prefix tail (switch frame last), then the continuation."""
-        return np.concatenate([conditioning(clip)[-self.context :], clip.frames])
+    def path_frames(self, clip: ClipInput) -> list[np.ndarray]:
+        """The frames whose embeddings form the path: prefix tail (switch frame last), then the continuation
+        (views, not copies)."""
+        return [*conditioning(clip)[-self.context :], *clip.frames]
 
     def score(self, clip: ClipInput) -> VerifierScore:
         return self.score_many([clip])[0]
@@ -212,7 +213,7 @@ class FeaturePathVerifier:
                 results[index] = self._judge(path, switch)
         return [result for result in results if result is not None]
 
-    def _embed_paths(self, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _embed_paths(self, groups: Sequence[list[np.ndarray]]) -> list[np.ndarray]:
         """Embed the frames of several paths in one go (the backend batches them), split back per path."""
         if not groups:
             return []
@@ -266,10 +267,14 @@ def classical_features(
     >>> classical_features(frame).shape
     (432,)
     """
-    image = frame.astype(np.float32) / 255.0
-    sigma = max(0.5, blur * max(image.shape[:2]))
+    height, width = frame.shape[:2]
+    # Shrink to 4x the thumbnail first (area averaging), then blur by the same fraction of the smaller
+    # image: the same low-pass picture as blurring the full frame, at a fraction of the cost.
+    small = (min(width, 4 * thumbnail[0]), min(height, 4 * thumbnail[1]))
+    image = cv2.resize(frame, small, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    sigma = max(0.5, blur * max(small))
     smooth = cv2.GaussianBlur(image, (0, 0), sigma)
-    return cv2.resize(smooth, thumbnail, interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    return np.asarray(cv2.resize(smooth, thumbnail, interpolation=cv2.INTER_AREA), np.float64).ravel()
 
 
 class ClassicalFeaturePath(FeaturePathVerifier):
