@@ -1,5 +1,8 @@
 """Selector benchmarks, one section per question (``--section``; ``all`` runs every section).
 
+``known``: each offline verifier's value on the hand-made clips of the tests (a ball that continues,
+teleports, freezes or reverses at the switch frame; a camera that shakes; a flickering picture).
+
 ``cost``: what each verifier costs per attempt, as ratios of a baseline measured in the same run.
 
 * Attempts: hand-made ball clips (``agent.verifiers.testing.ball_clip``: a ball crossing a textured
@@ -197,8 +200,33 @@ def section_cost(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+def section_known(args: argparse.Namespace) -> dict[str, Any]:
+    """Each offline verifier's value on the hand-made clips of the tests (the known answers), both modes."""
+    kinds = ("continue", "teleport", "freeze", "reverse", "jitter", "flicker")
+    names = [
+        n
+        for n in ("motion-continuity", "background-stability", "feature-path")
+        if not args.only or n in args.only
+    ]
+    results: dict[str, Any] = {}
+    print(
+        "\nvalues on the hand-made clips (higher is better; 'continue' should lead every column it is meant to judge)"
+    )
+    for mode in ("v2v", "i2v"):
+        print(f"\n{mode:<22}" + "".join(f"{kind:>10}" for kind in kinds))
+        for name in names:
+            verifier = build_verifier(name)
+            values = {kind: verifier.score(ball_clip(kind, mode)).value for kind in kinds}  # type: ignore[arg-type]
+            results.setdefault(name, {})[mode] = values
+            print(f"{name:<22}" + "".join(f"{values[k]:>10.2f}" for k in kinds))
+    return results
+
+
 #: Section name -> function(parsed args) -> JSON-serialisable results.
-SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"cost": section_cost}
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "cost": section_cost,
+    "known": section_known,
+}
 
 
 def main() -> None:

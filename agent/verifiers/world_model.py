@@ -208,8 +208,9 @@ class WorldModelSurprise:
         jobs: list[tuple[int, int]] = []
         starts: list[list[int]] = []
         for number, clip in enumerate(clips):
-            video = np.concatenate([conditioning(clip), clip.frames])
-            videos.append(self.preprocess(video))
+            # Preprocessed apart and joined small: no full-resolution copy of the whole video.
+            video = torch.cat([self.preprocess(conditioning(clip)), self.preprocess(clip.frames)])
+            videos.append(video)
             found = window_starts(
                 len(video), len(conditioning(clip)), self.window, self.context_frames, self.stride
             )
