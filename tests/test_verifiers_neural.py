@@ -68,7 +68,7 @@ def test_encoder_path_loads_by_folder_and_batches(folders: dict[str, Path], fami
         assert a.value is not None and np.isfinite(a.value)
         assert a.value == pytest.approx(b.value, abs=1e-5)  # batch borders fall elsewhere; same numbers
         assert a.summary.startswith(
-            "Feature-path geometry (after GeoPhys, pooled features of the frozen image"
+            f"Feature-path geometry (after GeoPhys, pooled features of a frozen {family} image encoder)"
         )
     assert {"speed_variation", "curvature", "angle_spread", "acceleration", "prediction_residual"} <= set(
         together[0].details

@@ -79,7 +79,8 @@ class EncoderFeaturePath(FeaturePathVerifier):
             model, self.device, self.dtype, self.name
         )
         kind = getattr(self.model.config, "model_type", "image encoder")
-        self.features = f"pooled features of the frozen image encoder {model!r} ({kind})"
+        # No model path here: the summary goes into critique prompts.
+        self.features = f"pooled features of a frozen {kind} image encoder"
         self.config.update(
             model=model, device=device, dtype=dtype, batch_size=batch_size, layer=layer, pooling=pooling
         )
