@@ -170,10 +170,10 @@ def test_report_is_self_contained_and_escapes_model_text(small_run, tmp_path):
     data = json.loads(prediction.read_text())
     data["prompt"] = payload + " a ball"
     prediction.write_text(json.dumps(data))
-    critique = next(view_dir.glob("attempts/*.critique-1.json"))
-    data = json.loads(critique.read_text())
-    data["observations"] = payload
-    critique.write_text(json.dumps(data))
+    for critique in view_dir.glob("attempts/*.critique-1.json"):  # the best-of-N baseline's attempts too
+        data = json.loads(critique.read_text())
+        data["observations"] = payload
+        critique.write_text(json.dumps(data))
 
     out = tmp_path / "report.html"
     done = CliRunner().invoke(app, ["report", str(copy), "--out", str(out)])
