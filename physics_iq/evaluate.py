@@ -447,7 +447,9 @@ class FolderResults:
         averaged over its frames), the four clipped Verified terms and the sample value (``samples.csv``)."""
         header = ["id", "scenario", "perspective", "category", "generated"]
         header += [f"model_{m}" for m in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")]
-        header += [f"variance_{m}" for m in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")]
+        header += [
+            f"variance_{m}" for m in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+        ]
         header += [*VERIFIED_TERMS, "sample_value", "original_view_score"]
         rows = []
         for v in self.views:

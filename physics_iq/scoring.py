@@ -40,7 +40,12 @@ METRIC_NAMES: tuple[str, ...] = ("spatial_iou", "spatiotemporal_iou", "weighted_
 #: Score types: the original aggregate score and the Verified per-sample score.
 SCORE_TYPES: tuple[str, ...] = ("original", "verified")
 #: The Verified sub-score names, in the order of the official ``score_*_view`` keys.
-VERIFIED_TERMS: tuple[str, ...] = ("score_spatial", "score_spatiotemporal", "score_weighted_spatial", "score_mse")
+VERIFIED_TERMS: tuple[str, ...] = (
+    "score_spatial",
+    "score_spatiotemporal",
+    "score_weighted_spatial",
+    "score_mse",
+)
 #: Added to every Verified denominator (official ``IQTable.ratio_eps``): 0/0 gives 0, x/0 a huge ratio (clipped).
 RATIO_EPS = 1e-8
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from physics_iq.errors import DatasetError, ValidationError, VideoReadError
-from physics_iq.layout import PERSPECTIVES, DatasetLayout, ViewPair, parse_generated_id
+from physics_iq.layout import DatasetLayout, ViewPair, parse_generated_id
 from physics_iq.video import TEST_SECONDS, VideoInfo, frames_for_seconds
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def check_dataset(layout: DatasetLayout, fps: int) -> list[ViewPair]:
     if fps not in layout.fps_available():
         available = layout.fps_available()
         problems.append(
-            f"no testing videos at {fps} FPS under {layout.root / 'split-videos' / 'testing-videos'} "
+            f"no testing videos at {fps} FPS under {layout.split_dir('testing-videos', fps).parent} "
             f"(available: {', '.join(f'{f} FPS' for f in available) or 'none'})"
         )
     take1: dict[str, set[str]] = {}
@@ -92,10 +92,10 @@ def check_dataset(layout: DatasetLayout, fps: int) -> list[ViewPair]:
         else:
             take2[row.view_key] += 1
     for scenario, views in take1.items():
-        missing = [p for p in PERSPECTIVES if p not in views]
+        missing = [p for p in layout.views if p not in views]
         if missing:
             problems.append(
-                f"scenario {scenario}: take-1 view(s) {missing} missing (expected all of {list(PERSPECTIVES)})"
+                f"scenario {scenario}: take-1 view(s) {missing} missing (expected all of {list(layout.views)})"
             )
     for row in layout.take1_rows():
         if take2[row.view_key] != 1:
