@@ -29,8 +29,8 @@ A run made with the ``take2`` generator holds copies of the dataset's second tak
 unless forced, and a forced one is labelled ``GROUND TRUTH`` everywhere.
 
 Scores of a package are computed in ``compat`` mode (the official code's lossy steps and rounding), the mode
-for leaderboard numbers. A run's own summary is scored in ``fast`` mode; the two differ by a fraction of a
-point and every number says which mode made it.
+for leaderboard numbers. A run's own summary is scored in ``fast`` mode; the two differ (the mask codec round
+trip and the rounding), and every number says which mode made it.
 
 The package is assembled under a temporary sibling name, validated (the official evaluator's listing rule,
 the official submission script's checks, and stricter ones: full decode, exact frame count, exact fps, the
