@@ -103,7 +103,7 @@ def test_the_old_hidden_manifest_layout_breaks_the_official_renamer(tmp_path):
 
 
 def test_card_is_filled_from_the_runs(verified_runs, package):
-    ds, runs = verified_runs
+    _, runs = verified_runs
     out, manifest = package
     card = yaml.safe_load((out / "submission.yaml").read_text())
     info = card["public_info"]
@@ -166,7 +166,9 @@ def test_validate_only_lists_each_failure_then_passes_once_filled(package, tmp_p
     assert done.exit_code == 1 and done.output.count("FAIL") == len(validate_package(out)["failures"])
     _fill(out / "submission.yaml")
     assert validate_package(out, run_id="org__physrefine-prior-op__2026-12-05")["failures"] == []
-    done = runner.invoke(app, ["submit", "--validate-only", "--out", str(out), "--run-id", "org__x__2026-12-05"])
+    done = runner.invoke(
+        app, ["submit", "--validate-only", "--out", str(out), "--run-id", "org__x__2026-12-05"]
+    )
     assert done.exit_code == 0 and "all checks passed" in done.output
 
 
@@ -225,12 +227,14 @@ def take2_run(verified_runs, tmp_path_factory) -> Path:
 
     ds, _ = verified_runs
     run_dir = tmp_path_factory.mktemp("gt") / "take2-op-run_01"
-    run_refinement(RunConfig(dataset=str(ds), fps=8, mode="v2v", loops=1, seeds=1, generator="take2"), run_dir)
+    run_refinement(
+        RunConfig(dataset=str(ds), fps=8, mode="v2v", loops=1, seeds=1, generator="take2"), run_dir
+    )
     return run_dir
 
 
 def test_take2_run_is_refused_unless_forced_then_labelled_ground_truth(take2_run, tmp_path):
-    with pytest.raises(SubmitError, match="ground truth.*--force"):
+    with pytest.raises(SubmitError, match=r"ground truth.*--force"):
         make_submission(load_run(take2_run), tmp_path / "gt", verified=True)
     assert not (tmp_path / "gt").exists()
     done = CliRunner().invoke(
