@@ -52,7 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -86,7 +86,7 @@ SCORES_DIR = "scores"
 MANIFEST = "manifest.json"
 CARD = "submission.yaml"
 DESCRIPTIONS = "descriptions.csv"
-SCORE_MODE = "compat"
+SCORE_MODE: Literal["compat"] = "compat"
 ORACLE_LABEL = "ORACLE: attempts picked with the ground truth; an upper bound, not a valid honest submission"
 GROUND_TRUTH_LABEL = (
     "GROUND TRUTH: the clips are copies of the dataset's second take (generator take2), not a model's output; "
