@@ -4,48 +4,56 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from physics_iq.fetch import FetchProgress
 
-class _RichProgress:
-    """The download's rich progress bar (bytes, files, speed, time left) on stderr."""
 
-    def __init__(self, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+def _rich_progress(console: Any) -> tuple[Any, FetchProgress]:
+    """The download's rich progress bar (bytes, files, speed, time left) on stderr, and the callbacks that
+    drive it. Built here so that the CLI's import stays free of the download code."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[files]}"),
-            console=console,
-            transient=False,
-        )
-        self.task = self.progress.add_task("fetching", total=None, files="")
-        self.files_total = 0
-        self.files_done = 0
+    from physics_iq.fetch import FetchProgress
 
-    def start(self, files: int, total_bytes: int) -> None:
-        self.files_total = files
-        self.progress.update(self.task, total=total_bytes, files=f"0/{files} files")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[files]}"),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("fetching", total=None, files="")
 
-    def advance(self, n_bytes: int) -> None:
-        self.progress.advance(self.task, n_bytes)
+    class Callbacks(FetchProgress):
+        files_total = 0
+        files_done = 0
 
-    def file_done(self, path: str) -> None:
-        self.files_done += 1
-        self.progress.update(self.task, files=f"{self.files_done}/{self.files_total} new files")
+        def start(self, files: int, total_bytes: int) -> None:
+            self.files_total = files
+            progress.update(task, total=total_bytes, files=f"0/{files} files")
+
+        def advance(self, n_bytes: int) -> None:
+            progress.advance(task, n_bytes)
+
+        def file_done(self, path: str) -> None:
+            self.files_done += 1
+            progress.update(task, files=f"{self.files_done}/{self.files_total} new files")
+
+    return progress, Callbacks()
 
 
 def fetch_data(
@@ -92,9 +100,9 @@ def fetch_data(
         )
     err = Console(stderr=True)
     chosen = [v.strip() for v in views.split(",") if v.strip()] if views else None
-    display = _RichProgress(err)
+    bar, display = _rich_progress(err)
     # FetchError and MissingExtraError are shown as one ``error:`` line by the CLI's root group.
-    with display.progress:
+    with bar:
         if variant == "original":
             result = fetch_original(dest, fps or [8], chosen, progress=display, verify=verify)
         else:
