@@ -55,6 +55,7 @@ from physics_iq.scoring import (
     VerifiedSample,
     ViewResult,
     aggregate,
+    mean_std,
     physics_iq_score,
     verified_aggregate,
     verified_sample,
@@ -552,6 +553,39 @@ class FolderResults:
         tmp.write_text(json.dumps(self.to_json(score_types), indent=2) + "\n", encoding="utf-8")
         tmp.replace(json_path)
         return csv_path, json_path
+
+
+def aggregate_runs(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample std (``ddof=1``; none for one run) over runs of every original and Verified score, as
+    the official ``aggregate_runs_from_csvs.py`` aggregates four runs (scores here stay 0-100).
+
+    Args:
+        summaries: Run name -> its ``summary.json`` (:meth:`FolderResults.to_json`); a score type is
+            aggregated when every summary holds it.
+    """
+
+    def stat(values: list[float]) -> dict[str, Any]:
+        mean, std = mean_std(values)
+        return {"mean": round(mean, 4), "std": None if std is None else round(std, 4), "values": values}
+
+    original = {
+        key: stat([float(s[key]) for s in summaries.values()])
+        for key in ("physics_iq_score", "spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+        if all(key in s for s in summaries.values())
+    }
+    verified: dict[str, Any] = {}
+    if all("verified" in s for s in summaries.values()):
+        for key in ("physics_iq_score", *VERIFIED_TERMS):
+            verified[key] = stat([float(s["verified"][key]) for s in summaries.values()])
+    modes = sorted({str(s.get("mode")) for s in summaries.values()})
+    return {
+        "runs": list(summaries),
+        "n_runs": len(summaries),
+        "mode": modes[0] if len(modes) == 1 else modes,
+        "std": "sample standard deviation (ddof=1) over runs, as the official aggregate_runs_from_csvs.py",
+        "original": original,
+        "verified": verified,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------

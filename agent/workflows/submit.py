@@ -58,6 +58,7 @@ import numpy as np
 
 from agent.workflows.rundata import AttemptData, RunData, ViewData, critic_rank
 from physics_iq.errors import DatasetError, PhysicsIQError, ValidationError, VideoReadError
+from physics_iq.evaluate import aggregate_runs
 from physics_iq.layout import DatasetLayout, descriptions_text
 from physics_iq.validation import (
     OFFICIAL_VIDEO_COUNT,
@@ -403,38 +404,6 @@ def score_folder(layout: DatasetLayout, folder: Path, fps: int, *, cache_dir: An
     from physics_iq.evaluate import Evaluator
 
     return Evaluator(layout, fps, mode=SCORE_MODE, cache_dir=cache_dir).evaluate_folder(folder)
-
-
-def aggregate_scores(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample std (``ddof=1``; none for one run) over runs of every original and Verified score.
-
-    Args:
-        summaries: Run name -> its score ``summary.json`` (both score types).
-    """
-    from physics_iq.scoring import VERIFIED_TERMS, mean_std
-
-    def stat(values: list[float]) -> dict[str, Any]:
-        mean, std = mean_std(values)
-        return {"mean": round(mean, 4), "std": None if std is None else round(std, 4), "values": values}
-
-    original = {
-        key: stat([float(s[key]) for s in summaries.values()])
-        for key in ("physics_iq_score", "spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
-        if all(key in s for s in summaries.values())
-    }
-    verified: dict[str, Any] = {}
-    if all("verified" in s for s in summaries.values()):
-        for key in ("physics_iq_score", *VERIFIED_TERMS):
-            verified[key] = stat([float(s["verified"][key]) for s in summaries.values()])
-    modes = sorted({str(s.get("mode")) for s in summaries.values()})
-    return {
-        "runs": list(summaries),
-        "n_runs": len(summaries),
-        "mode": modes[0] if len(modes) == 1 else modes,
-        "std": "sample standard deviation (ddof=1) over runs, as the official aggregate_runs_from_csvs.py",
-        "original": original,
-        "verified": verified,
-    }
 
 
 # -- the card -------------------------------------------------------------------------------------------------
@@ -808,7 +777,7 @@ def _assemble(
             results.extra["package_run"] = record["name"]
             results.write(staging / SCORES_DIR / record["name"])
             summaries[record["name"]] = results.to_json()
-        aggregate = aggregate_scores(summaries)
+        aggregate = aggregate_runs(summaries)
         (staging / SCORES_DIR / "aggregate.json").write_text(
             json.dumps(aggregate, indent=2), encoding="utf-8"
         )
@@ -949,7 +918,6 @@ __all__ = [
     "SCORE_MODE",
     "Picked",
     "SubmitError",
-    "aggregate_scores",
     "build_card",
     "generation_seconds",
     "make_submission",
