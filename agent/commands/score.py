@@ -95,12 +95,12 @@ def _table(results: FolderResults, console: Console, score_types: Sequence[str])
             table.add_column(column, justify="left" if column == "group" else "right")
         keys = ("score_spatial", "score_spatiotemporal", "score_weighted_spatial", "score_mse")
         rows = [("all", verified), *sorted(results.verified_per_category.items())]
-        for name, agg in rows:
+        for name, vagg in rows:
             table.add_row(
                 name,
-                f"{agg.physics_iq_score:.2f}",
-                *(f"{agg.terms[k]:.2f}" for k in keys),
-                str(agg.n_samples),
+                f"{vagg.physics_iq_score:.2f}",
+                *(f"{vagg.terms[k]:.2f}" for k in keys),
+                str(vagg.n_samples),
                 style="bold" if name == "all" else None,
             )
         console.print(table)

@@ -37,6 +37,21 @@ def _print_compare(result: dict[str, Any]) -> None:
         )
     console = Console()
     console.print(table)
+    repeats = result.get("repeats")
+    if repeats:
+        table = Table(
+            title=f"The {repeats['n_runs']} runs as repeats: mean ± sample std (ddof=1), {repeats['mode']} mode",
+            title_justify="left",
+        )
+        for column in ("selection", "original", "Physics-IQ Verified"):
+            table.add_column(column, justify="left" if column == "selection" else "right")
+        for variant, stats in repeats["variants"].items():
+            cells = []
+            for key in ("original", "verified"):
+                stat = stats[key]
+                cells.append(f"{stat['mean']:.2f}" + ("" if stat["std"] is None else f" ± {stat['std']:.2f}"))
+            table.add_row(variant.replace("_", " "), *cells)
+        console.print(table)
     for note in result["notes"]:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
 
