@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.vlm.base import VLM, Message, VLMReply
+from agent.vlm.base import VLM, Message, VLMReply, VLMUnavailable
 
 #: Rough tokens per image when a backend does not report usage (a 512 px tile in common VLM APIs).
 IMAGE_TOKENS_ESTIMATE = 256
@@ -27,13 +27,20 @@ CHARS_PER_TOKEN = 4
 
 
 class RunLimits(BaseModel):
-    """When to stop and how many scenarios to work on at once (saved as ``limits.json`` per invocation).
+    """When to stop and where to run: limits, concurrency and devices (saved as ``limits.json`` per invocation).
+
+    None of these change what a run computes, so a rerun may change them and resume.
 
     Attributes:
         max_vlm_tokens: Stop once the VLM used this many tokens (prompt + completion) in the whole run.
         max_cost_usd: Stop once the VLM's estimated cost reaches this.
         time_limit_s: Stop once this invocation ran this many seconds (wall clock).
         jobs: Scenarios refined concurrently (threads); results do not depend on it.
+        devices: One generator instance per entry (``cuda:0``, ``cuda:1``, ...); empty = the generator's own
+            default device (one instance).
+        generator_workers: Generator instances (or Ray actors); default one per device. A generator declared
+            safe for concurrent calls shares one instance between this many callers.
+        executor: ``local``: scenario threads and generator instances in this process.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +49,9 @@ class RunLimits(BaseModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
     time_limit_s: float | None = Field(default=None, gt=0)
     jobs: int = Field(default=1, ge=1, le=64)
+    devices: list[str] = Field(default_factory=list)
+    generator_workers: int | None = Field(default=None, ge=1, le=1024)
+    executor: Literal["local"] = "local"
 
 
 class UsageMeter:
@@ -158,6 +168,47 @@ def call_event(
     }
 
 
+class BackendDown(RuntimeError):
+    """The VLM backend became unusable during the run (refused credentials, or several consecutive
+    connection failures): the run stops like a budget stop and resumes when rerun. Not retried."""
+
+
+class BackendGate:
+    """Trips when the VLM backend is unusable: at once on an auth error, or after ``max_failures`` consecutive
+    connection failures (a reply of any kind resets the count). Thread-safe; once tripped it stays tripped.
+
+    >>> from agent.vlm.base import VLMUnavailable
+    >>> gate = BackendGate(max_failures=2)
+    >>> gate.failure(VLMUnavailable("down", "connection", "http://h/v1")), gate.reason
+    (False, '')
+    >>> gate.failure(VLMUnavailable("down", "connection", "http://h/v1")), gate.reason
+    (True, 'backend: http://h/v1: 2 consecutive connection failures (down)')
+    """
+
+    def __init__(self, max_failures: int = 3) -> None:
+        self.max_failures = max_failures
+        self.reason = ""
+        self._consecutive = 0
+        self._lock = threading.Lock()
+
+    def success(self) -> None:
+        with self._lock:
+            self._consecutive = 0
+
+    def failure(self, error: VLMUnavailable) -> bool:
+        """Count a failure; ``True`` when the gate is (now) tripped."""
+        with self._lock:
+            if self.reason:
+                return True
+            if error.kind == "auth":
+                self.reason = f"backend: {error.endpoint}: credentials refused ({error})"
+            else:
+                self._consecutive += 1
+                if self._consecutive >= self.max_failures:
+                    self.reason = f"backend: {error.endpoint}: {self._consecutive} consecutive connection failures ({error})"
+            return bool(self.reason)
+
+
 class MeteredVLM:
     """A :class:`VLM` that reports every reply to a :class:`UsageMeter` (the agent never sees the difference).
 
@@ -169,16 +220,38 @@ class MeteredVLM:
     """
 
     def __init__(
-        self, vlm: VLM, meter: UsageMeter, trace: Callable[[dict[str, Any]], None] | None = None
+        self,
+        vlm: VLM,
+        meter: UsageMeter,
+        trace: Callable[[dict[str, Any]], None] | None = None,
+        gate: BackendGate | None = None,
     ) -> None:
         self.vlm = vlm
         self.meter = meter
         self.trace = trace
+        self.gate = gate or BackendGate()
         self.name = getattr(vlm, "name", type(vlm).__name__)
 
+    def check(self) -> str:
+        """The backend's own pre-run check, when it has one."""
+        check = getattr(self.vlm, "check", None)
+        return str(check()) if check is not None else "no check for this backend"
+
     def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
-        """Forward to the wrapped backend, count the reply and trace the call."""
-        reply = self.vlm.chat(messages, json_schema=json_schema)
+        """Forward to the wrapped backend, count the reply and trace the call.
+
+        Raises:
+            BackendDown: The gate tripped (now or earlier): the backend is not asked at all.
+        """
+        if self.gate.reason:
+            raise BackendDown(self.gate.reason)
+        try:
+            reply = self.vlm.chat(messages, json_schema=json_schema)
+        except VLMUnavailable as exc:
+            if self.gate.failure(exc):
+                raise BackendDown(self.gate.reason) from exc
+            raise
+        self.gate.success()
         counted = self.meter.add(reply, messages)
         if self.trace is not None:
             self.trace(call_event(reply, messages, counted, json_schema))
@@ -194,10 +267,17 @@ class Budget:
         clock: Monotonic clock (injectable for tests).
     """
 
-    def __init__(self, limits: RunLimits, meter: UsageMeter, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: RunLimits,
+        meter: UsageMeter,
+        clock: Any = time.monotonic,
+        gate: BackendGate | None = None,
+    ) -> None:
         self.limits = limits
         self.meter = meter
         self.clock = clock
+        self.gate = gate
         self.started = clock()
 
     def elapsed(self) -> float:
@@ -206,6 +286,8 @@ class Budget:
 
     def exhausted(self) -> str:
         """The reason to stop now, or ``""``."""
+        if self.gate is not None and self.gate.reason:
+            return self.gate.reason
         usage = self.meter.snapshot()
         limits = self.limits
         if limits.max_vlm_tokens is not None and usage["tokens"] >= limits.max_vlm_tokens:
@@ -219,4 +301,4 @@ class Budget:
         return ""
 
 
-__all__ = ["Budget", "MeteredVLM", "RunLimits", "UsageMeter", "call_event"]
+__all__ = ["BackendDown", "BackendGate", "Budget", "MeteredVLM", "RunLimits", "UsageMeter", "call_event"]

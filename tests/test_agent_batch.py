@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from agent.budget import Budget, MeteredVLM, RunLimits, UsageMeter
 from agent.cli import app
+from agent.pool import LocalGeneratorPool
 from agent.refine import run_refinement
 from agent.runs import RunConfig
 from agent.settings import SettingsError, parse_duration, resolve_settings
@@ -217,9 +218,11 @@ def test_a_scenario_whose_generations_all_fail_is_summarised_not_crashed(tmp_pat
 
     config = RunConfig(dataset=str(suite), fps=8, loops=3, seeds=2, scenarios=["5"])
     refinement = Refinement(config, tmp_path / "run")
-    refinement.generator = _FailingGenerator()
+    refinement.generators = LocalGeneratorPool.of(_FailingGenerator())
     summary = refinement.run_all()
-    assert summary["status"] == "complete"
+    # The run says so: not "complete" (the CLI exits 1), and which scenario has nothing to show.
+    assert summary["status"] == "failed" and summary["failed_generations"] == 2
+    assert summary["scenarios_without_attempts"] == [summary["scenarios"][0]["scenario"]]
     (entry,) = summary["scenarios"]
     error = "failing: 40 frames are more than this checkpoint makes"
     assert entry["stop_reason"] == f"failed: all 2 generation(s) of loop 1 failed ({error})"

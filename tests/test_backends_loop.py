@@ -224,7 +224,8 @@ def test_cli_refine_v2v_family_with_offline_critic(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     options = json.loads((run_dir / "config.json").read_text())["generator_options"]
-    assert (options["dtype"], options["device"]) == ("float32", "cpu")
+    assert options["dtype"] == "float32" and "device" not in options  # where it runs is not what it computes
+    assert json.loads((run_dir / "limits.json").read_text())["devices"] == ["cpu"]
     metadata = check_attempt(run_dir, "ltx-condition")
     # 54x96 scaled to at most 4096 pixels, floored to multiples of 32 (LTXConditionPipeline demands 32).
     assert metadata["generation_size"] == [32, 32 * 2]
@@ -348,8 +349,11 @@ def test_a_clip_the_checkpoint_cannot_make_is_recorded_and_the_run_ends_cleanly(
     run_dir = tmp_path / "run"
     args = refine_args(suite, run_dir, "cogvideox-i2v", models["cogvideox-i2v"], "--mode", "i2v")
     result = runner.invoke(app, [*args, "--generator-opt", "max_sequence_length=16", "--vlm", "offline"])
-    assert result.exit_code == 0, result.output
-    (entry,) = json.loads(result.stdout)["scenarios"]
+    assert result.exit_code == 1, result.output  # a scenario without any successful generation: not a success
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["failed_generations"] >= 1
+    assert "generation(s) failed" in result.stderr and "run failed" in result.stderr
+    (entry,) = summary["scenarios"]
     message = "more than the 9 this CogVideoX 1.0 checkpoint generates"
     assert entry["stop_reason"].startswith("failed: all") and message in entry["stop_reason"]
     assert entry["attempts"] == 0 and entry["failed_generations"] >= 1
