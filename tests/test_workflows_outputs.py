@@ -154,8 +154,8 @@ def test_submit_refuses_an_fps_the_dataset_lacks(small_run, tmp_path):
 
 def test_strict_check_flags_blank_short_and_resized_videos(small_run, tmp_path):
     run = load_run(small_run)
-    out = tmp_path / "ok"
-    make_submission(run, out)
+    make_submission(run, tmp_path / "ok")
+    out = tmp_path / "ok" / "runs" / small_run.name
     layout = DatasetLayout(run.config["dataset"])
     assert strict_check(layout, out, 8) == []
     names = sorted(p.name for p in out.glob("*.mp4"))

@@ -23,8 +23,14 @@ def run_repeated(settings: Any, n: int, as_json: bool) -> None:
         err.print(f"[{index}/{total}] {name}: {status}")
 
     result = run_repeats(settings.config, settings.run_dir, n, limits=settings.limits, on_run=on_run)
+    # As a single run: a failed run or one stopped by its backends exits 1; a budget stop exits 0.
+    failed = result["status"] == "failed" or any(
+        str(r.get("stopped_by", "")).startswith("backend:") for r in result["runs"].values()
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
+        if failed:
+            raise typer.Exit(1)
         return
     console = Console()
     repeats = result.get("repeats")
@@ -34,6 +40,8 @@ def run_repeated(settings: Any, n: int, as_json: bool) -> None:
             if result["status"] != "complete"
             else "runs made without scores (--no-score): no mean or std"
         )
+        if failed:
+            raise typer.Exit(1)
         return
     table = Table(
         title=f"{repeats['n_runs']} independent runs: mean ± sample std (ddof=1), {repeats['mode']} mode",

@@ -139,13 +139,16 @@ def run_repeats(
             "run_dir": str(parent / name),
             "seed": run_config.seed,
             "status": summary.get("status", "complete"),
+            "stopped_by": summary.get("stopped_by", ""),
             "score_mode": summary.get("score_mode", "fast"),
             "overall": summary.get("overall", {}),
         }
         if on_run:
             on_run(name, index, n, summary.get("status", "complete"))
         if summary.get("status", "complete") != "complete":
-            status = "stopped"  # a budget ended it: the next runs would stop at once; rerun to resume
+            # A budget or a backend stopped it, or its generations failed: the next runs would meet the same;
+            # rerun to resume once the cause is gone.
+            status = str(summary.get("status"))
             break
     result: dict[str, Any] = {"parent": str(parent), "runs": runs, "status": status}
     if status == "complete" and config.score:

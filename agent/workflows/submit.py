@@ -442,6 +442,20 @@ def generation_seconds(run: RunData) -> list[float]:
     return seconds
 
 
+def _usage(run: RunData) -> dict[str, Any]:
+    """The run's recorded VLM usage (``usage.json``, counted across resumed invocations; else the summary's)."""
+    path = run.root / "usage.json"
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return data
+    usage = run.summary.get("usage")
+    return usage if isinstance(usage, dict) else {}
+
+
 def _vlm_name(config: dict[str, Any]) -> str:
     if config.get("vlm") == "offline":
         return "physrefine offline motion-grounded rule critic (not a neural model)"
@@ -485,7 +499,7 @@ def build_card(
         method += ": " + " | ".join(sorted(selectors))
     # Prompt upsampling cost: the VLM's recorded usage over the runs, per submitted video.
     n_videos = sum(len(p) for p in plan.picks)
-    usages = [r.summary.get("usage") or {} for r in runs]
+    usages = [_usage(r) for r in runs]
     cost = sum(float(u.get("cost_usd", 0.0)) for u in usages)
     unpriced = sum(int(u.get("unpriced_calls", 0)) for u in usages)
     calls = sum(int(u.get("calls", 0)) for u in usages)
