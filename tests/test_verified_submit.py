@@ -276,3 +276,31 @@ def test_single_run_card_has_no_std_and_says_so(verified_runs, tmp_path):
     assert isinstance(card["reported_scores"]["physiq_mean"], float)
     assert "one run has no standard deviation" in manifest["card"]["to_fill"]["reported_scores.physiq_std"]
     assert not math.isnan(card["reported_scores"]["physiq_mean"])
+
+
+def test_card_upsampling_cost_and_method_come_from_the_runs_usage(verified_runs, tmp_path):
+    _, runs = verified_runs
+    run_dir = tmp_path / "api-op-run_01"
+    shutil.copytree(runs[0], run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    config.update(vlm="openai", vlm_options={"model": "qwen2.5-vl-72b", "base_url": "http://x/v1"})
+    (run_dir / "config.json").write_text(json.dumps(config))
+    usage = {
+        "calls": 12,
+        "prompt_tokens": 9000,
+        "completion_tokens": 1000,
+        "cost_usd": 0.12,
+        "unpriced_calls": 0,
+    }
+    (run_dir / "usage.json").write_text(json.dumps(usage))
+    manifest = make_submission(load_run(run_dir), tmp_path / "pkg", verified=True, score=False)
+    info = yaml.safe_load((tmp_path / "pkg" / "submission.yaml").read_text())["public_info"]
+    assert info["prompt_upsampling_method"] == "qwen2.5-vl-72b"
+    assert info["upsample_cost"] == pytest.approx(0.12 / 3)  # per submitted clip (3 take-1 rows)
+    assert info["upsample_gpu"] is None and "public_info.upsample_gpu" in manifest["card"]["to_fill"]
+    assert "reported_scores.physiq_mean" in manifest["card"]["to_fill"]  # not scored: left to fill
+    usage["unpriced_calls"] = 2
+    (run_dir / "usage.json").write_text(json.dumps(usage))
+    make_submission(load_run(run_dir), tmp_path / "pkg2", verified=True, score=False)
+    info = yaml.safe_load((tmp_path / "pkg2" / "submission.yaml").read_text())["public_info"]
+    assert math.isnan(info["upsample_cost"])  # upsampling used, cost unknown: the template's NaN
