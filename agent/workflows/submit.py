@@ -458,7 +458,7 @@ def _usage(run: RunData) -> dict[str, Any]:
 
 def _vlm_name(config: dict[str, Any]) -> str:
     if config.get("vlm") == "offline":
-        return "physrefine offline motion-grounded rule critic (not a neural model)"
+        return "physrefine offline motion-grounded rule critic, not a neural model"
     model = (config.get("vlm_options") or {}).get("model")
     return str(model or config.get("vlm"))
 
@@ -564,14 +564,18 @@ def build_card(
             for stat_name in ("mean", "std"):
                 to_fill[f"reported_scores.{card_key}_{stat_name}"] = "score the package (drop --no-score)"
     labels = sorted(set(plan.labels))
-    comments = (
-        f"Made with physrefine: VLM-guided prompt refinement ({_vlm_name(config)}) of {_generator_model(config)}, "
-        f"{config.get('loops')} loop(s) x {config.get('seeds')} seed(s), honest pick by the "
-        f"{config.get('selector', 'critic')} selector (--pick {pick}). {len(runs)} run(s): "
-        f"{', '.join(plan.names)}. Dataset: Physics-IQ {plan.layout.variant} ({plan.layout.prompt_set} prompts). "
-        f"Reported scores: Physics-IQ Verified (final_score_view and score_*_view) x 100, mean and sample std "
-        f"over the runs, scored in {SCORE_MODE} mode (the official code's steps). {' '.join(labels)}"
-        + (f" Notes: {'; '.join(notes)}." if notes else "")
+    comments = " ".join(
+        [
+            f"Made with physrefine: {_generator_model(config)} prompted by {_vlm_name(config)};",
+            f"{config.get('loops')} loop(s) x {config.get('seeds')} seed(s), honest pick by the",
+            f"{config.get('selector', 'critic')} selector (--pick {pick}).",
+            f"{len(runs)} run(s): {', '.join(plan.names)}.",
+            f"Dataset: Physics-IQ {plan.layout.variant} ({plan.layout.prompt_set} prompts).",
+            "Reported scores: Physics-IQ Verified (final_score_view and score_*_view) x 100, mean and sample std",
+            f"over the runs, scored in {SCORE_MODE} mode (the official code's steps).",
+            *(label.rstrip(".") + "." for label in labels),
+            *([f"Notes: {'; '.join(notes)}."] if notes else []),
+        ]
     )
     card = {
         "public_info": {
