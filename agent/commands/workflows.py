@@ -22,7 +22,9 @@ def _print_compare(result: dict[str, Any]) -> None:
     labels = list(result["runs"])
     conf = round(100 * result["bootstrap"]["confidence"])
     table = Table(
-        title=f"Physics-IQ, baseline {labels[0]} ({conf}% paired bootstrap CI)", title_justify="left"
+        title=f"Physics-IQ, baseline {labels[0]} ({conf}% paired bootstrap CI, "
+        f"{result.get('score_mode', 'fast')} mode)",
+        title_justify="left",
     )
     table.add_column("selection")
     for label in labels:

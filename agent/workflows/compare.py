@@ -218,10 +218,9 @@ def repeat_stats(runs: Sequence[RunData], names: Sequence[str], labels: Sequence
         ``{"n_runs", "mode", "variants": {variant: {score: {"mean", "std", "values": {label: value}}}}}``
         where ``score`` is ``original``, ``verified`` or a Verified sub-score (``score_spatial``, ...).
     """
-    modes = sorted({str(run.summary.get("score_mode", "fast")) for run in runs})
     out: dict[str, Any] = {
         "n_runs": len(runs),
-        "mode": modes[0] if len(modes) == 1 else modes,
+        "mode": _score_mode(runs),
         "std": "sample standard deviation (ddof=1) over the runs",
         "variants": {},
     }
@@ -354,6 +353,8 @@ def compare_runs(
     return {
         "runs": {label: str(run.root) for label, run in zip(labels, runs, strict=True)},
         "baseline": labels[0],
+        # The runs' own scores of their attempts; leaderboard numbers come from a compat-mode package.
+        "score_mode": _score_mode(runs),
         "variant": variant,
         "views": common,
         "notes": notes,
@@ -376,6 +377,11 @@ def compare_runs(
         "repeats": repeat_stats(runs, common, labels),
         "oracle_note": "oracle rows pick attempts with the ground truth: an upper bound, not an honest result",
     }
+
+
+def _score_mode(runs: Sequence[RunData]) -> str:
+    modes = sorted({str(run.summary.get("score_mode") or "fast") for run in runs})
+    return modes[0] if len(modes) == 1 else "/".join(modes)
 
 
 def _unique_labels(runs: Sequence[RunData]) -> list[str]:
@@ -419,7 +425,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     for label, path in result["runs"].items():
         digest = ", ".join(f"{k}={v}" for k, v in result["configs"][label].items())
         lines.append(f"- **{label}**: `{path}` ({digest})")
-    lines += ["", f"Baseline: **{result['baseline']}**. {len(result['views'])} view(s) compared."]
+    lines += [
+        "",
+        f"Baseline: **{result['baseline']}**. {len(result['views'])} view(s) compared. Scores are the runs' own, "
+        f"in {result.get('score_mode', 'fast')} mode.",
+    ]
     lines += [f"> {note}" for note in result["notes"]]
     lines += [
         "",
