@@ -58,7 +58,7 @@ import numpy as np
 
 from agent.workflows.rundata import AttemptData, RunData, ViewData, critic_rank
 from physics_iq.errors import DatasetError, PhysicsIQError, ValidationError, VideoReadError
-from physics_iq.evaluate import aggregate_runs
+from physics_iq.evaluate import Evaluator, FolderResults, aggregate_runs
 from physics_iq.layout import DatasetLayout, descriptions_text
 from physics_iq.validation import (
     OFFICIAL_VIDEO_COUNT,
@@ -399,10 +399,8 @@ def _resolution(folder: Path) -> str:
     return f"{int(info['width'])}x{int(info['height'])}"
 
 
-def score_folder(layout: DatasetLayout, folder: Path, fps: int, *, cache_dir: Any = None) -> Any:
-    """Score one run folder in compat mode, the leaderboard's; returns the :class:`FolderResults`."""
-    from physics_iq.evaluate import Evaluator
-
+def score_folder(layout: DatasetLayout, folder: Path, fps: int, *, cache_dir: Any = None) -> FolderResults:
+    """Score one run folder in compat mode, the leaderboard's."""
     return Evaluator(layout, fps, mode=SCORE_MODE, cache_dir=cache_dir).evaluate_folder(folder)
 
 
