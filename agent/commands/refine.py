@@ -388,6 +388,21 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[
             int | None, typer.Option("--jobs", help="Scenarios refined concurrently (threads) [1].")
         ] = None,
+        repeat: Annotated[
+            int,
+            typer.Option(
+                "--repeat",
+                min=1,
+                help="Independent runs differing by base seed, --run-dir/<model>-<op|bpp>-run_01..N (4 for a "
+                "leaderboard entry) \\[1].",
+            ),
+        ] = 1,
+        descriptions: Annotated[
+            str | None,
+            typer.Option(
+                "--descriptions", help="The dataset's prompt set: op (original) or bpp (best practice)."
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     ) -> None:
         from agent.settings import resolve_settings
@@ -434,6 +449,15 @@ def register(app: typer.Typer) -> None:
             cli["selector_options"] = _pairs(selector_opt, "--selector-opt")
         # A SettingsError (like every user error) is shown as one line by the CLI's root group.
         settings = resolve_settings(cli, config_file)
+        if descriptions is not None:
+            from agent.workflows.repeat import with_descriptions
+
+            settings = with_descriptions(settings, descriptions)
+        if repeat > 1:
+            from agent.commands.repeat import run_repeated
+
+            run_repeated(settings, repeat, as_json)
+            return
         _run(settings.config, settings.run_dir, as_json, settings.limits)
 
     @app.command()
