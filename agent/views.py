@@ -85,14 +85,14 @@ class ViewOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    images: int = Field(10, ge=2)
-    context: int = Field(2, ge=0)
-    dense: int = Field(3, ge=0)
+    images: int = Field(default=10, ge=2)
+    context: int = Field(default=2, ge=0)
+    dense: int = Field(default=3, ge=0)
     contact_sheet: bool = False
-    sheet_frames: int = Field(12, ge=2)
+    sheet_frames: int = Field(default=12, ge=2)
     crop: bool = False
-    crop_side: int = Field(384, ge=32)
-    max_side: int = Field(512, ge=64)
+    crop_side: int = Field(default=384, ge=32)
+    max_side: int = Field(default=512, ge=64)
 
     @model_validator(mode="after")
     def _room_for_coverage(self) -> ViewOptions:
