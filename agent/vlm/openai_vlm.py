@@ -167,9 +167,8 @@ def encode_video(video: Video, max_side: int, max_frames: int, container: str) -
             fps,
         )
     height, width = frames[0].shape[:2]
-    clip = np.stack(
-        [frame[: height - height % 2, : width - width % 2] for frame in frames]
-    )  # yuv420p: even sides
+    # H.264 in yuv420p needs even sides: drop an odd last row or column.
+    clip = np.stack([frame[: height - height % 2, : width - width % 2] for frame in frames])
     with tempfile.TemporaryDirectory(prefix="physrefine-video-") as folder:
         path = Path(folder) / "clip.mp4"
         try:
