@@ -27,8 +27,8 @@ import re
 import numpy as np
 
 from agent.prompting import PromptSet
-from agent.reasoning import Scene
-from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation
+from agent.reasoning import RewriteContext, Scene
+from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation, generated_span
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
 from physics_iq.vocabulary import COLOURS
@@ -191,9 +191,10 @@ class OfflineReasoner:
         have_prefix = scene.mode == "v2v" and len(scene.prefix) >= 3
 
         def flag(first: int, last: int, obj: str, law: str, severity: Severity, detail: str) -> None:
-            violations.append(
-                Violation(frames=(first, last), object=obj, law=law, severity=severity, detail=detail)
-            )
+            when = generated_span(
+                max(0, first - 1), max(0, last - 1), scene.fps
+            )  # tracks count the switch frame
+            violations.append(Violation(object=obj, law=law, severity=severity, when=when, detail=detail))
 
         releases = bool(_RELEASE.search(scene.description))
         images, heights = _switch_objects(scene)
@@ -385,8 +386,9 @@ class OfflineReasoner:
         score = float(max(0.0, min(1.0, 1.0 / (1.0 + error) - 0.1 * penalty)))
         consistent = not any(v.severity in ("medium", "high") for v in violations)
         return Critique(
-            observations=after.grounding_text("generated continuation"),
-            expected_physics=scene.prefix_motion.grounding_text("before the switch frame"),
+            observations=after.grounding_text("generated continuation") or "No object is tracked.",
+            expected_physics=scene.prefix_motion.grounding_text("before the switch frame")
+            or "No object is tracked before the switch frame.",
             violations=violations,
             verdict="consistent" if consistent else "inconsistent",
             score=round(score, 4),
@@ -394,8 +396,10 @@ class OfflineReasoner:
         )
 
     # 3. rewrite -------------------------------------------------------------------------------------------
-    def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite:
-        """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion."""
+    def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite:
+        """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion of
+        the loop's best critique."""
+        critique, prompt, loop_index = context.critiques[0], context.prompt, context.loop_index
         description = scene.description.strip()
         body = prompt[len(description) :] if prompt.startswith(description) else prompt
         kept = _sentences(body)

@@ -23,8 +23,20 @@ from physics_iq.synthetic import build_suite
 
 runner = CliRunner()
 # One reply that parses as a prediction, a critique and a rewrite (the scripted VLM repeats it).
-UNIVERSAL_REPLY = json.dumps(
-    {"prompt": "The magenta puck slides right and slows down.", "verdict": "inconsistent", "score": 0.3}
+UNIVERSAL_REPLY = json.dumps(  # valid for every role's schema (extra fields are ignored)
+    {
+        "objects": ["magenta puck"],
+        "physics": "it slides on the table and slows down through friction",
+        "expected_outcome": "it slides right and stops",
+        "prompt": "The magenta puck slides right and slows down.",
+        "observations": "the puck slides right",
+        "expected_physics": "it slows down",
+        "violations": [],
+        "verdict": "inconsistent",
+        "score": 0.3,
+        "suggested_changes": [],
+        "reasoning": "keep the slide",
+    }
 )
 
 

@@ -78,7 +78,7 @@ CRITIQUE = {
     "expected_physics": "both balls fall under gravity",
     "violations": [
         {
-            "frames": [2, 10],
+            "when": "generated, t = +0.38 s to +1.38 s",
             "object": "red ball",
             "law": "object permanence",
             "severity": "high",
@@ -185,8 +185,9 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     images = [p for p in critique_request["messages"][0]["content"] if p["type"] == "image_url"]
     assert len(images) >= 2 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     (critique_file,) = (only_scenario(run_dir) / "attempts").glob("*.critique-1.json")
-    critique = Critique.model_validate_json(critique_file.read_text())
-    assert not critique.failed
+    critique = Critique.model_validate_json(
+        critique_file.read_text()
+    )  # a critique file, not a failure record
     assert (critique.verdict, critique.score) == ("inconsistent", 0.25)
     assert [v.law for v in critique.violations] == ["object permanence"]
     assert summary["critic_is_neural"] is True and summary["generator_is_neural"] is True
