@@ -65,7 +65,7 @@ class Refinement:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         limits: RunLimits | None = None,
     ):
-        from generators import GENERATORS
+        from generators import GENERATORS, prompt_style
 
         self.config = config
         self.limits = limits or RunLimits()
@@ -77,7 +77,9 @@ class Refinement:
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
         self.gate = BackendGate()
         # self.trace writes to the run directory opened below; the reasoner calls it only once the run runs.
-        self.reasoner = build_reasoner(config, self.prompts, self.meter, self.trace, self.gate)
+        self.reasoner = build_reasoner(
+            config, self.prompts, self.meter, self.trace, self.gate, prompt_style(generator_class)
+        )
         if uses_judge(config.selector) and not hasattr(self.reasoner, "judge"):
             raise RunConfigError(
                 f"selector 'judge' compares attempts pairwise with a VLM; --vlm {config.vlm} cannot "

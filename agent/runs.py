@@ -50,7 +50,8 @@ class RunConfig(BaseModel):
 
     Secrets never go here: API keys are read by backends from the environment.
 
-    ``selector`` names the honest ensemble selector (see :func:`agent.selection.build_selector`) and
+    ``view_options`` says what a VLM critique shows (:class:`agent.views.ViewOptions`); ``selector`` names the
+    honest ensemble selector (see :func:`agent.selection.build_selector`) and
     ``selector_options`` its settings. ``best_of_n_baseline`` adds the equal-budget baseline (the selector
     over ``loops x seeds`` loop-1 attempts, no refinement); ``None`` turns it on for the offline stack only,
     where generations cost nothing worth saving.
@@ -73,6 +74,7 @@ class RunConfig(BaseModel):
     prompt_set: str = "default"
     grounding: bool = True
     score: bool = True
+    view_options: dict[str, str] = Field(default_factory=dict)
     selector: str = "critic"
     selector_options: dict[str, str] = Field(default_factory=dict)
     best_of_n_baseline: bool | None = None

@@ -230,7 +230,7 @@ class CriticSelector:
             return gaps[candidate.name]
 
         by_attempt = {c.path: c for c in usable}
-        records = [dict(c.critique or {}, attempt=c.path) for c in usable]
+        records = [dict(c.critique or {}, attempt=c.path, loop=c.loop, seed=c.seed) for c in usable]
         ranked = rank_critiques(records, gap)
         order = tuple(by_attempt[r["attempt"]] for r in ranked)
         details: dict[str, Any] = {}

@@ -344,6 +344,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--generator-opt", help="KEY=VALUE, repeatable.")
         ] = None,
         vlm_opt: Annotated[list[str] | None, typer.Option("--vlm-opt", help="KEY=VALUE, repeatable.")] = None,
+        view_opt: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--view-opt",
+                help="What a VLM critique shows, KEY=VALUE, repeatable: images, context, dense, contact_sheet, "
+                "crop, crop_side, max_side (docs/real-models.md).",
+            ),
+        ] = None,
         no_grounding: Annotated[
             bool, typer.Option("--no-grounding", help="Do not give VLMs tracker text.")
         ] = False,
@@ -445,6 +453,8 @@ def register(app: typer.Typer) -> None:
             cli["generator_options"] = gen_opts
         if vlm_opts:
             cli["vlm_options"] = vlm_opts
+        if view_opt:
+            cli["view_options"] = _pairs(view_opt, "--view-opt")
         if selector_opt:
             cli["selector_options"] = _pairs(selector_opt, "--selector-opt")
         # A SettingsError (like every user error) is shown as one line by the CLI's root group.

@@ -285,9 +285,67 @@ def sweep(
         typer.echo(f"comparison: {result['compare']}")
 
 
+def rank(
+    run_dir: Annotated[Path, typer.Argument(help="A finished, scored run directory.")],
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector",
+            help="Selector to rank with: critic, a verifier, critic+NAME, mean:NAME=W,NAME=W (see refine --help).",
+        ),
+    ],
+    selector_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--selector-opt", help="KEY=VALUE for the verifiers (NAME.KEY=VALUE for one), repeatable."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ranking summary as JSON.")] = False,
+) -> None:
+    """Re-rank a finished run's attempts with another selector (no generation, no ground truth) and report
+    what its picks would score, next to the run's own honest pick and the oracle. Writes
+    RUN_DIR/rankings/<selector>.json, which compare shows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.commands.refine import _pairs
+    from agent.workflows.rank import rank_run
+    from agent.workflows.rundata import load_run
+
+    result = rank_run(load_run(run_dir), selector, _pairs(selector_opt, "--selector-opt"))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    overall = result["overall"]
+    table = Table(title=f"Re-ranked with {selector} ({result['score_mode']} mode)", title_justify="left")
+    for column in (
+        "loop 1",
+        f"run's pick ({overall['run_selector']})",
+        f"{selector} pick",
+        "oracle",
+        "pairs right",
+    ):
+        table.add_column(column, justify="right")
+    accuracy = overall["selection_accuracy"]
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    table.add_row(
+        fmt(overall["loop_1"]),
+        fmt(overall["run_honest"]),
+        fmt(overall["pick"]),
+        fmt(overall["oracle"]),
+        "-" if accuracy is None else f"{100 * accuracy:.0f}% of {overall['selection_pairs']}",
+    )
+    Console().print(table)
+    typer.echo(f"wrote {result['written']} (no ground truth used to rank)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the CLI."""
     app.command("compare")(compare)
+    app.command("rank")(rank)
     app.command("submit")(submit)
     app.command("report")(report)
     app.command("sweep")(sweep)
