@@ -8,6 +8,7 @@ directory (``usage.json``) and therefore counts across resumed invocations.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.vlm.base import VLM, Message, VLMReply, VLMUnavailable
 
@@ -27,7 +28,8 @@ CHARS_PER_TOKEN = 4
 
 
 class RunLimits(BaseModel):
-    """When to stop and where to run: limits, concurrency and devices (saved as ``limits.json`` per invocation).
+    """When to stop and where to run: limits, concurrency, devices and executor (saved as ``limits.json`` per
+    invocation).
 
     None of these change what a run computes, so a rerun may change them and resume.
 
@@ -35,12 +37,23 @@ class RunLimits(BaseModel):
         max_vlm_tokens: Stop once the VLM used this many tokens (prompt + completion) in the whole run.
         max_cost_usd: Stop once the VLM's estimated cost reaches this.
         time_limit_s: Stop once this invocation ran this many seconds (wall clock).
-        jobs: Scenarios refined concurrently (threads); results do not depend on it.
+        jobs: Scenarios refined concurrently (threads); results do not depend on it. With ``executor="ray"``
+            and no value given, enough to keep every actor busy (twice the actors' calls at once, over the
+            seeds per loop).
         devices: One generator instance per entry (``cuda:0``, ``cuda:1``, ...); empty = the generator's own
-            default device (one instance).
-        generator_workers: Generator instances (or Ray actors); default one per device. A generator declared
-            safe for concurrent calls shares one instance between this many callers.
-        executor: ``local``: scenario threads and generator instances in this process.
+            default device (one instance). Local executor only: a Ray actor gets its GPU from Ray.
+        generator_workers: Generator instances: local instances (default one per device; a generator declared
+            safe for concurrent calls shares one instance between this many callers), or Ray actors (default:
+            as many as the cluster's resources hold, each with ``generator_resources``; at least 1).
+        executor: ``local``: scenario threads and generator instances in this process. ``ray``: the same
+            threads, generation on Ray actors (``agent.ray_pool``), each loading the generator once and
+            holding ``generator_resources``, on this machine or a cluster.
+        ray_address: The Ray cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); unset = the
+            ``RAY_ADDRESS`` environment variable, else a Ray instance started on this machine. Ray only.
+        generator_resources: What each Ray actor holds (``num_gpus``, ``num_cpus``, ``memory`` in bytes, or a
+            custom resource name), plus ``max_concurrency``: calls one actor serves at once (default 1; more
+            only for a generator declared safe for concurrent calls). Default: ``num_cpus=1``, and
+            ``num_gpus=1`` for a generator that takes a device when the cluster has GPUs. Ray only.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,7 +64,36 @@ class RunLimits(BaseModel):
     jobs: int = Field(default=1, ge=1, le=64)
     devices: list[str] = Field(default_factory=list)
     generator_workers: int | None = Field(default=None, ge=1, le=1024)
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(default=None, min_length=1)
+    generator_resources: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("generator_resources")
+    @classmethod
+    def _resources(cls, resources: dict[str, float]) -> dict[str, float]:
+        for key, value in resources.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_:.\-]*", key):
+                raise ValueError(f"{key!r} is not a resource name (e.g. num_gpus, num_cpus, memory)")
+            if value < 0:
+                raise ValueError(f"{key}={value:g}: a resource amount cannot be negative")
+        concurrency = resources.get("max_concurrency")
+        if concurrency is not None and (concurrency < 1 or concurrency != int(concurrency)):
+            raise ValueError(f"max_concurrency={concurrency:g}: expected a whole number >= 1")
+        return resources
+
+    @model_validator(mode="after")
+    def _executor_options(self) -> RunLimits:
+        if self.executor != "ray":
+            given = [n for n in ("ray_address", "generator_resources") if getattr(self, n)]
+            if given:
+                verb = "apply" if len(given) > 1 else "applies"
+                raise ValueError(f"{' and '.join(given)} {verb} to executor 'ray' only (executor is 'local')")
+        elif self.devices:
+            raise ValueError(
+                "devices place local generator instances; with executor 'ray' each actor gets its GPU from "
+                "Ray (generator_resources num_gpus=1)"
+            )
+        return self
 
 
 class UsageMeter:

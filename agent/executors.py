@@ -59,18 +59,36 @@ class LocalExecutor:
         return LocalGeneratorPool(generator_class, options, devices, workers)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if self.limits.jobs == 1:
-            return [fn(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.limits.jobs, thread_name_prefix="refine") as pool:
-            return list(pool.map(fn, items))
+        return threaded_map(fn, items, self.limits.jobs)
 
     def close(self) -> None:
         pass
 
 
+def threaded_map(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """``[fn(item) for item in items]`` in ``jobs`` threads (in this thread for one); results in input order.
+
+    >>> threaded_map(lambda x: x * x, [1, 2, 3], jobs=2)
+    [1, 4, 9]
+    """
+    if jobs == 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="refine") as pool:
+        return list(pool.map(fn, items))
+
+
 def make_executor(limits: RunLimits) -> Executor:
-    """The executor ``limits.executor`` names."""
+    """The executor ``limits.executor`` names (Ray is imported only for ``ray``).
+
+    Raises:
+        agent.ray_pool.RayUnavailable: ``ray``, and the cluster at ``limits.ray_address`` cannot be reached.
+        physics_iq.registry.MissingExtraError: ``ray``, and Ray is not installed.
+    """
+    if limits.executor == "ray":
+        from agent.ray_pool import RayExecutor
+
+        return RayExecutor(limits)
     return LocalExecutor(limits)
 
 
-__all__ = ["Executor", "LocalExecutor", "make_executor"]
+__all__ = ["Executor", "LocalExecutor", "make_executor", "threaded_map"]

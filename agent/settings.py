@@ -17,6 +17,13 @@ Example file (TOML)::
     time_limit = "30m"
     jobs = 2
     devices = "cuda:0,cuda:1"   # or a count: devices = 2; one generator instance per device
+
+On a Ray cluster instead (``docs/ray.md``)::
+
+    executor = "ray"
+    ray_address = "auto"                     # unset: RAY_ADDRESS, else Ray started on this machine
+    generator_resources = {num_gpus = 1}     # per actor; also "num_gpus=1,num_cpus=4"
+    generator_workers = 8                    # actors; default: as many as the cluster holds
 """
 
 from __future__ import annotations
@@ -49,9 +56,14 @@ EXTRA_KEYS = (
     "jobs",
     "devices",
     "generator_workers",
+    "executor",
+    "ray_address",
+    "generator_resources",
 )
 #: Execution settings: where and how widely a run works (RunLimits fields, not part of the results).
-_EXECUTION_KEYS = ("jobs", "devices", "generator_workers")
+_EXECUTION_KEYS = ("jobs", "devices", "generator_workers", "executor", "ray_address", "generator_resources")
+#: Execution settings that only the Ray executor reads.
+_RAY_KEYS = ("ray_address", "generator_resources")
 _LIMIT_FIELDS = {
     "max_vlm_tokens": "max_vlm_tokens",
     "max_cost_usd": "max_cost_usd",
@@ -139,6 +151,57 @@ def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [s.strip() for s in value.split(",") if s.strip()]
     return value
+
+
+def parse_resources(value: Any, where: str) -> dict[str, float]:
+    """Per-actor Ray resources from a mapping, ``"KEY=VALUE,KEY=VALUE"`` or a list of ``KEY=VALUE`` items.
+
+    Raises:
+        SettingsError: an item without ``=`` or a value that is not a number, naming ``where``.
+
+    >>> parse_resources("num_gpus=1, num_cpus=0.5", "x")
+    {'num_gpus': 1.0, 'num_cpus': 0.5}
+    >>> parse_resources({"num_gpus": 1}, "x"), parse_resources(["GPU_A100=1"], "x")
+    ({'num_gpus': 1.0}, {'GPU_A100': 1.0})
+    """
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    if isinstance(value, list):
+        pairs: dict[str, Any] = {}
+        for item in value:
+            key, sep, amount = str(item).partition("=")
+            if not sep or not key.strip():
+                raise SettingsError(f"{where}: expected KEY=VALUE (e.g. num_gpus=1), got {item!r}")
+            pairs[key.strip()] = amount.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where}: expected KEY=VALUE items or a table, got {type(value).__name__}")
+    out: dict[str, float] = {}
+    for key, amount in value.items():
+        try:
+            if isinstance(amount, bool):
+                raise ValueError
+            out[str(key)] = float(amount)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where}: {key}: expected a number, got {amount!r}") from None
+    return out
+
+
+def _check_executor(values: dict[str, Any], origin: dict[str, str]) -> None:
+    """The Ray-only settings with another executor, and local devices with Ray: named where they were given."""
+    executor = values.get("executor", "local")
+    if executor != "ray":
+        given = [key for key in _RAY_KEYS if values.get(key)]
+        if given:
+            raise SettingsError(
+                f"{origin[given[0]]}: applies to executor 'ray' only (executor is {executor!r}: "
+                "add --executor ray, or executor = \"ray\" in the settings file)"
+            )
+    elif values.get("devices"):
+        raise SettingsError(
+            f"{origin['devices']}: devices place local generator instances; with executor 'ray' each actor "
+            "gets its GPU from Ray (--generator-resources num_gpus=1)"
+        )
 
 
 def _where(key: str, cli: dict[str, Any], file: Path | None) -> str:
@@ -251,6 +314,11 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
             values["devices"] = parse_devices(None, int(raw)) if raw.isdigit() else parse_devices(raw, None)
         except ValueError as exc:
             raise SettingsError(f"{origin['devices']}: {exc}") from exc
+    if values.get("generator_resources") is not None:
+        values["generator_resources"] = parse_resources(
+            values["generator_resources"], origin["generator_resources"]
+        )
+    _check_executor(values, origin)
     for key in (*_LIMIT_FIELDS, *_EXECUTION_KEYS):
         if key in values:
             limit_values[_LIMIT_FIELDS.get(key, key)] = values.pop(key)
@@ -281,5 +349,6 @@ __all__ = [
     "check_selector",
     "load_settings_file",
     "parse_duration",
+    "parse_resources",
     "resolve_settings",
 ]
