@@ -283,6 +283,43 @@ def check_prompt_set(name: Any, where: str) -> None:
         raise SettingsError(f"{where}: {exc}") from exc
 
 
+def execution_settings(values: dict[str, Any], origin: dict[str, str]) -> dict[str, Any]:
+    """Take the execution keys (jobs, devices, generator_workers, executor, ray_address, generator_resources)
+    out of ``values``, parsed (a device list or count, resources as numbers) and checked together.
+
+    Raises:
+        SettingsError: naming ``origin[key]`` of the offending value.
+    """
+    if "devices" in values and not isinstance(values["devices"], list):
+        raw = str(values["devices"])  # "cuda:0,cuda:1", or a count N meaning cuda:0..N-1
+        try:
+            values["devices"] = parse_devices(None, int(raw)) if raw.isdigit() else parse_devices(raw, None)
+        except ValueError as exc:
+            raise SettingsError(f"{origin['devices']}: {exc}") from exc
+    if values.get("generator_resources") is not None:
+        values["generator_resources"] = parse_resources(
+            values["generator_resources"], origin["generator_resources"]
+        )
+    _check_executor(values, origin)
+    return {key: values.pop(key) for key in _EXECUTION_KEYS if key in values}
+
+
+def execution_limits(values: dict[str, Any], where: str) -> RunLimits:
+    """The :class:`RunLimits` of the execution keys in a mapping of settings (other keys are ignored), e.g. a
+    sweep's ``[base]``; errors name ``where`` and the key.
+
+    >>> execution_limits({"executor": "ray", "generator_resources": "num_gpus=1", "loops": 2}, "sweep.toml: [base]").generator_resources
+    {'num_gpus': 1.0}
+
+    Raises:
+        SettingsError: an invalid value, naming ``{where} {key}``.
+    """
+    chosen = {key: values[key] for key in _EXECUTION_KEYS if key in values}
+    origin = {key: f"{where} {key}" for key in chosen}
+    limits: RunLimits = _validate(RunLimits, execution_settings(chosen, origin), origin)
+    return limits
+
+
 def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
     """Merge the file (if any) with the command-line values given (CLI wins) and validate them.
 
@@ -307,21 +344,10 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
         raise SettingsError("no dataset: pass --dataset or set dataset in the settings file")
     values["dataset"] = str(Path(values["dataset"]).expanduser().resolve())
     values.setdefault("fps", 8)  # the demo's and the synthetic suite's default frame rate
-    limit_values: dict[str, Any] = {}
-    if "devices" in values and not isinstance(values["devices"], list):
-        raw = str(values["devices"])  # "cuda:0,cuda:1", or a count N meaning cuda:0..N-1
-        try:
-            values["devices"] = parse_devices(None, int(raw)) if raw.isdigit() else parse_devices(raw, None)
-        except ValueError as exc:
-            raise SettingsError(f"{origin['devices']}: {exc}") from exc
-    if values.get("generator_resources") is not None:
-        values["generator_resources"] = parse_resources(
-            values["generator_resources"], origin["generator_resources"]
-        )
-    _check_executor(values, origin)
-    for key in (*_LIMIT_FIELDS, *_EXECUTION_KEYS):
+    limit_values = execution_settings(values, origin)
+    for key in _LIMIT_FIELDS:
         if key in values:
-            limit_values[_LIMIT_FIELDS.get(key, key)] = values.pop(key)
+            limit_values[_LIMIT_FIELDS[key]] = values.pop(key)
     if "time_limit_s" in limit_values and limit_values["time_limit_s"] is not None:
         try:
             limit_values["time_limit_s"] = parse_duration(limit_values["time_limit_s"])
@@ -347,6 +373,8 @@ __all__ = [
     "check_backend",
     "check_prompt_set",
     "check_selector",
+    "execution_limits",
+    "execution_settings",
     "load_settings_file",
     "parse_duration",
     "parse_resources",

@@ -128,11 +128,58 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
     console.print(f"run directory: [bold]{summary['run_dir']}[/]")
 
 
+#: Generator slots listed one per line in the live display (the busy ones first); the rest are counted.
+SHOWN_SLOTS = 8
+
+
+def generator_lines(pool: Any, limit: int = SHOWN_SLOTS) -> list[str]:
+    """What the generators are doing, for the live display: a summary line (instances or Ray actors, busy,
+    calls waiting, busy seconds -- GPU-seconds when each actor holds a GPU), then one line per slot.
+
+    >>> from agent.pool import Slot
+    >>> class Pool:
+    ...     actor_names = ["a", "b"]
+    ...     def slots(self): return [Slot(0, "actor 0 @ n1 GPU 0", "#12 loop 2 seed 1", 3, 30.5), Slot(1, "actor 1 @ n1 GPU 1", "", 2, 20.0)]
+    ...     def waiting(self): return 4
+    ...     def uses_gpus(self): return True
+    >>> print("\\n".join(generator_lines(Pool())))
+    generators: 2 Ray actor(s), 1 busy, 4 call(s) waiting, 50.5 GPU-s
+      actor 0 @ n1 GPU 0: #12 loop 2 seed 1 (3 calls, 30.5 s)
+      actor 1 @ n1 GPU 1: idle (2 calls, 20.0 s)
+    """
+    slots = pool.slots()
+    ray = getattr(pool, "actor_names", None) is not None
+    busy = [s for s in slots if s.busy]
+    seconds = sum(s.busy_s for s in slots)
+    unit = "GPU-s" if ray and pool.uses_gpus() else "s busy"
+    kind = f"{len(pool.actor_names)} Ray actor(s)" if ray else f"{len(slots)} slot(s)"
+    lines = [f"generators: {kind}, {len(busy)} busy, {pool.waiting()} call(s) waiting, {seconds:.1f} {unit}"]
+    shown = sorted(slots, key=lambda s: (not s.busy, s.index))[:limit]
+    for slot in sorted(shown, key=lambda s: s.index):
+        where = slot.device or f"slot {slot.index}"
+        lines.append(f"  {where}: {slot.busy or 'idle'} ({slot.calls} calls, {slot.busy_s:.1f} s)")
+    if len(slots) > limit:
+        lines.append(f"  ... {len(slots) - limit} more")
+    return lines
+
+
+def _shows_generators(pool: Any) -> bool:
+    """Ray actors, or several local instances that each serve one call (a shared concurrent-safe instance's
+    slots only count calls: nothing to watch)."""
+    if pool is None or not hasattr(pool, "slots"):
+        return False
+    if getattr(pool, "actor_names", None) is not None:
+        return True
+    return not getattr(pool, "concurrent_safe", True) and getattr(pool, "capacity", 1) > 1
+
+
 class _LiveDisplay:
     """The live rich display of a run on stderr: scenarios done (with ETA), what each worker is doing
-    (scenario, loop, attempts), VLM tokens and estimated cost. stdout stays free for ``--json``."""
+    (scenario, loop, attempts), VLM tokens and estimated cost, and -- with Ray actors or several generator
+    instances -- what each generator is generating, the calls waiting and the busy (GPU) seconds. stdout stays
+    free for ``--json``."""
 
-    def __init__(self, console: Any, total: int) -> None:
+    def __init__(self, console: Any, total: int, pool: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -142,8 +189,18 @@ class _LiveDisplay:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.text import Text
 
-        self.progress = Progress(
+        display = self
+
+        class _Progress(Progress):
+            def get_renderables(self) -> Any:
+                yield from super().get_renderables()
+                if _shows_generators(display.pool):  # redrawn with the bar, a few times a second
+                    yield Text("\n".join(generator_lines(display.pool)), style="dim")
+
+        self.pool = pool
+        self.progress = _Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
@@ -226,7 +283,7 @@ def _run(config: Any, run_dir: Path, as_json: bool, limits: Any = None) -> None:
     console = Console(stderr=True)
     refinement = Refinement(config, run_dir, limits=limits)
     threads = len(refinement.pairs) * (2 if refinement.best_of_n else 1)  # + the best-of-N baselines
-    with _LiveDisplay(console, threads) as display:
+    with _LiveDisplay(console, threads, refinement.generators) as display:
         display.meter = refinement.meter
         refinement.on_event = display.on_event
         summary = refinement.run_all()
@@ -335,7 +392,33 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--generator-workers",
                 help="Generator instances (default: one per device); a generator safe for concurrent calls "
-                "(physics-prior, folder, command) shares one instance between this many calls.",
+                "(physics-prior, folder, command) shares one instance between this many calls. With "
+                "--executor ray: the number of actors (default: as many as the cluster's resources hold).",
+            ),
+        ] = None,
+        executor: Annotated[
+            str | None,
+            typer.Option(
+                "--executor",
+                help="Where generation runs: 'local' (this process) or 'ray' (Ray actors, one generator "
+                "each, on this machine or a cluster; docs/ray.md) \\[local].",
+            ),
+        ] = None,
+        ray_address: Annotated[
+            str | None,
+            typer.Option(
+                "--ray-address",
+                help="Ray cluster to join with --executor ray: auto, HOST:PORT or ray://HOST:PORT "
+                "(default: RAY_ADDRESS, else Ray started on this machine).",
+            ),
+        ] = None,
+        generator_resources: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--generator-resources",
+                help="What each Ray actor holds, KEY=VALUE, repeatable: num_gpus, num_cpus, memory, a custom "
+                "resource, or max_concurrency (calls at once, concurrent-safe generators only) "
+                "\\[num_cpus=1, plus num_gpus=1 for a generator that takes a device on a GPU cluster].",
             ),
         ] = None,
         vlm_model: Annotated[str | None, typer.Option("--vlm-model", help="VLM model name.")] = None,
@@ -433,6 +516,8 @@ def register(app: typer.Typer) -> None:
             "time_limit": time_limit,
             "jobs": jobs,
             "generator_workers": generator_workers,
+            "executor": executor,
+            "ray_address": ray_address,
             "selector": selector,
             "best_of_n_baseline": best_of_n_baseline,
             "grounding": False if no_grounding else None,
@@ -455,6 +540,8 @@ def register(app: typer.Typer) -> None:
             cli["vlm_options"] = vlm_opts
         if view_opt:
             cli["view_options"] = _pairs(view_opt, "--view-opt")
+        if generator_resources:
+            cli["generator_resources"] = _pairs(generator_resources, "--generator-resources")
         if selector_opt:
             cli["selector_options"] = _pairs(selector_opt, "--selector-opt")
         # A SettingsError (like every user error) is shown as one line by the CLI's root group.

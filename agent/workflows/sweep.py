@@ -7,6 +7,10 @@ Config file (TOML or YAML)::
     fps = 8
     seeds = 1
 
+    jobs = 4                       # execution settings (refine's): they change where cells run, not
+    executor = "ray"               # what they compute, so a rerun may change them
+    generator_resources = {num_gpus = 1}
+
     [grid]                         # one cell per combination of these lists
     prompt_set = ["default", "minimal"]
     loops = [2, 4]
@@ -47,6 +51,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.budget import RunLimits
 from agent.runs import RunConfig
 
 if sys.version_info >= (3, 11):
@@ -57,6 +62,15 @@ else:  # pragma: no cover - Python 3.10
 logger = logging.getLogger(__name__)
 
 GRID_KEYS: tuple[str, ...] = ("prompt_set", "loops", "seeds", "seed", "vlm", "generator")
+#: ``[base]`` keys that say where the cells run (RunLimits), not what they compute.
+EXECUTION_KEYS: tuple[str, ...] = (
+    "jobs",
+    "devices",
+    "generator_workers",
+    "executor",
+    "ray_address",
+    "generator_resources",
+)
 
 
 class SweepError(ValueError):
@@ -121,7 +135,23 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         cells(checked)  # every cell's run config, before anything is created
     except SweepError as exc:
         raise SweepError(f"{path}: {exc}") from exc
+    execution_limits(checked, where=f"{path}: [base]")
     return checked
+
+
+def execution_limits(config: SweepConfig, where: str = "[base]") -> RunLimits:
+    """Where the cells run: the execution keys of ``[base]`` (jobs, devices, executor, Ray settings).
+
+    Raises:
+        SweepError: an invalid value, naming ``where`` and the key.
+    """
+    from agent.settings import SettingsError
+    from agent.settings import execution_limits as limits_of
+
+    try:
+        return limits_of(dict(config.base), where)
+    except SettingsError as exc:
+        raise SweepError(str(exc)) from exc
 
 
 def _check_names(path: Path, base: dict[str, Any], grid: dict[str, list[Any]]) -> None:
@@ -165,7 +195,8 @@ def cells(config: SweepConfig) -> dict[str, RunConfig]:
         name = cell_name(values)
         try:
             # fps defaults to 8 as in ``physrefine refine``.
-            out[name] = RunConfig.model_validate({"fps": 8, **config.base, **values})
+            base = {k: v for k, v in config.base.items() if k not in EXECUTION_KEYS}
+            out[name] = RunConfig.model_validate({"fps": 8, **base, **values})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise SweepError(f"cell {name}: {problems}") from exc
@@ -275,6 +306,8 @@ def run_sweep(
 
     out = Path(out)
     planned = cells(config)
+    limits = execution_limits(config)
+    results_base = {k: v for k, v in config.base.items() if k not in EXECUTION_KEYS}
     record = {
         "format": "physrefine.sweep/1",
         "grid": config.grid,
@@ -284,7 +317,9 @@ def run_sweep(
     state_path = out / "sweep.json"
     if state_path.is_file():
         existing = json.loads(state_path.read_text(encoding="utf-8"))
-        if {k: existing.get(k) for k in ("grid", "base")} != {k: record[k] for k in ("grid", "base")}:
+        # Execution settings may change between invocations (more GPUs, a cluster): they are not compared.
+        old_base = {k: v for k, v in (existing.get("base") or {}).items() if k not in EXECUTION_KEYS}
+        if (existing.get("grid"), old_base) != (record["grid"], results_base):
             raise SweepError(f"{out}: holds a different sweep (sweep.json differs); choose another --out")
         stats = existing.get("sharing", {})
     elif out.exists() and any(out.iterdir()):
@@ -308,7 +343,7 @@ def run_sweep(
             on_cell(name, index, len(planned), "running")
         seeded = seed_cell(cache, cell_dir, _view_names(cell_config))
         state_path.write_text(json.dumps({**record, "sharing": stats}, indent=2), encoding="utf-8")
-        summaries[name] = run_refinement(cell_config, cell_dir)
+        summaries[name] = run_refinement(cell_config, cell_dir, limits=limits)
         reused, removed = prune_seeded(cell_dir, seeded)
         added = harvest_cell(cache, cell_dir)
         stats[name] = {"reused_generations": reused, "unused_links_removed": removed, "added_to_cache": added}
@@ -333,11 +368,13 @@ def run_sweep(
 
 
 __all__ = [
+    "EXECUTION_KEYS",
     "GRID_KEYS",
     "SweepConfig",
     "SweepError",
     "cell_name",
     "cells",
+    "execution_limits",
     "harvest_cell",
     "load_sweep_config",
     "prune_seeded",
