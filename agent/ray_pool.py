@@ -19,10 +19,12 @@ Ray is imported only when this executor is used (``pip install 'physrefine[ray]'
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -383,6 +385,8 @@ class RayGeneratorPool:
         self._timings: list[CallTiming] = []
         self._prefixes: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self._prefix_lock = threading.Lock()
+        #: Prefix clips put in the object store so far (one per scenario while its threads run).
+        self.prefix_puts = 0
 
     def _info_ref(self, actor: int) -> Any:
         # Its own concurrency group: answered even while the actor is generating.
@@ -397,18 +401,18 @@ class RayGeneratorPool:
         """
         ray = _ray()
         key = id(prefix)
+        # One lock around the put too: a scenario's seeds ask at the same moment, and must share one copy.
         with self._prefix_lock:
             entry = self._prefixes.get(key)
             if entry is not None and entry[0] is prefix:
                 self._prefixes.move_to_end(key)
                 return entry[1]
-        ref = ray.put(prefix)
-        with self._prefix_lock:
+            ref = ray.put(prefix)
+            self.prefix_puts += 1
             self._prefixes[key] = (prefix, ref)
-            self._prefixes.move_to_end(key)
             while len(self._prefixes) > self.prefix_cache:
                 self._prefixes.popitem(last=False)  # dropping the reference frees the object-store copy
-        return ref
+            return ref
 
     def _acquire(self, label: str) -> int:
         with self._cond:
@@ -571,9 +575,13 @@ class RayExecutor:
         return self.pool
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """The scenarios in ``jobs`` threads. Ray's driver prints cluster events (a worker died, a call is
+        retried) on stdout; during the run they go to stderr, so that stdout stays the caller's
+        (``refine --json`` prints one JSON object there)."""
         from agent.executors import threaded_map
 
-        return threaded_map(fn, items, self.jobs)
+        with contextlib.redirect_stdout(sys.stderr):
+            return threaded_map(fn, items, self.jobs)
 
     def close(self) -> None:
         if self.pool is not None:
