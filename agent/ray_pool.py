@@ -110,7 +110,7 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as exc:
-        reason = "no answer within {:g} s".format(timeout) if isinstance(exc, TimeoutError) else exc.strerror
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror
         raise RayUnavailable(
             f"--ray-address {address}: cannot reach a Ray cluster at {host}:{port} ({reason or exc})"
         ) from None
@@ -141,7 +141,9 @@ def connect(address: str | None) -> bool:
         ray.init(address=address, namespace=NAMESPACE, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RayUnavailable(f"--ray-address {target or 'local'}: cannot join the Ray cluster ({first})") from None
+        raise RayUnavailable(
+            f"--ray-address {target or 'local'}: cannot join the Ray cluster ({first})"
+        ) from None
     return True
 
 

@@ -195,7 +195,7 @@ def _check_executor(values: dict[str, Any], origin: dict[str, str]) -> None:
         if given:
             raise SettingsError(
                 f"{origin[given[0]]}: applies to executor 'ray' only (executor is {executor!r}: "
-                "add --executor ray, or executor = \"ray\" in the settings file)"
+                'add --executor ray, or executor = "ray" in the settings file)'
             )
     elif values.get("devices"):
         raise SettingsError(

@@ -2,7 +2,7 @@
 
 The generator stands in for a GPU model by its latency: the physics prior with ``delay_s`` (it sleeps that long
 per call, then computes its clip in ~0.1 s), one call per actor at a time as a diffusers pipeline would be.
-On the demo scenarios (one camera each by default), the benchmark refines the same configuration three times
+On the demo's 15 views (5 scenarios x 3 cameras), the benchmark refines the same configuration three times
 from scratch, each with every view in flight (``jobs`` = views, so that only the generators differ):
 
 1. ``local``: the local executor with one generator instance (the baseline);
@@ -17,8 +17,8 @@ spent inside the generator on the actor (which includes the sleep), median and 9
 
 Run::
 
-    python benchmarks/bench_ray.py                       # 5 views, 2 loops x 2 seeds, 2 s per call, 4 actors
-    python benchmarks/bench_ray.py --latency 1 --loops 3 --all-views
+    python benchmarks/bench_ray.py                       # 15 views, 2 loops x 2 seeds, 2 s per call, 4 actors
+    python benchmarks/bench_ray.py --one-camera          # 5 views (one camera a scenario): shorter
     python benchmarks/bench_ray.py --ray-address auto    # an existing cluster instead of a local Ray
 """
 
@@ -84,12 +84,16 @@ def _run(config: Any, run_dir: Path, limits: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--actors", type=int, default=4)
-    parser.add_argument("--latency", type=float, default=2.0, help="seconds per generation (the GPU stand-in)")
+    parser.add_argument(
+        "--latency", type=float, default=2.0, help="seconds per generation (the GPU stand-in)"
+    )
     parser.add_argument("--loops", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--all-views", action="store_true", help="all 3 cameras of each scenario, not 1")
+    parser.add_argument("--one-camera", action="store_true", help="the centre camera of each scenario only")
     parser.add_argument("--actor-cpus", type=float, default=0.25, help="num_cpus each actor holds")
     parser.add_argument("--ray-address", default=None, help="join this cluster (default: start Ray here)")
     args = parser.parse_args()
@@ -106,7 +110,9 @@ def main() -> None:
         root = Path(tmp)
         layout = build_suite(root / "suite", scenarios=list(DEMO_SCENARIOS), fps=8, seed=0, jobs=2)
         pairs = layout.pairs()
-        chosen = pairs if args.all_views else [p for p in pairs if p.take1.perspective == "perspective-center"]
+        chosen = (
+            [p for p in pairs if p.take1.perspective == "perspective-center"] if args.one_camera else pairs
+        )
         views = [str(p.take1.id) for p in chosen]
         config = RunConfig(
             dataset=str(layout.root),
@@ -123,7 +129,9 @@ def main() -> None:
         if args.ray_address:
             ray.init(address=args.ray_address, namespace=NAMESPACE, log_to_driver=False)
         else:
-            ray.init(include_dashboard=False, namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING")
+            ray.init(
+                include_dashboard=False, namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING"
+            )
         try:
             runs = {
                 "local": _run(config, root / "local", RunLimits(jobs=jobs, generator_workers=1)),
@@ -136,7 +144,10 @@ def main() -> None:
                     config,
                     root / "rayN",
                     RunLimits(
-                        jobs=jobs, executor="ray", generator_workers=args.actors, generator_resources=resources
+                        jobs=jobs,
+                        executor="ray",
+                        generator_workers=args.actors,
+                        generator_resources=resources,
                     ),
                 ),
             }
@@ -176,7 +187,9 @@ def main() -> None:
             f"the sleep: median {1000 * statistics.median(inside):.0f} ms"
         )
     idle = (one["wall_s"] - sum(one["remote_s"])) / one["generations"]
-    print(f"ray x1: the actor was not generating {1000 * idle:.0f} ms per generation (run wall - generator time)")
+    print(
+        f"ray x1: the actor was not generating {1000 * idle:.0f} ms per generation (run wall - generator time)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-ray = pytest.importorskip("ray", reason="the Ray executor needs the [ray] extra: pip install 'physrefine[ray]'")
+ray = pytest.importorskip(
+    "ray", reason="the Ray executor needs the [ray] extra: pip install 'physrefine[ray]'"
+)
 
 from agent.budget import RunLimits  # noqa: E402
 from agent.cli import app  # noqa: E402
@@ -47,12 +49,18 @@ VIEWS = "1,4"
 LATENCY_S = 1.0
 
 
+def _env() -> dict[str, str]:
+    """This environment with this checkout first on the import path (for subprocesses and actors)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A local Ray instance for the module; its address is what a second driver (a subprocess) joins."""
     with pytest.MonkeyPatch.context() as patch:
         # Actor processes import this checkout's packages, whatever is installed.
-        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        patch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
         try:
             yield ray.get_runtime_context().gcs_address
@@ -182,7 +190,9 @@ def reference(suite: Path, stand_in: dict[str, Path], tmp_path_factory: pytest.T
 
 
 # -- the same bytes ----------------------------------------------------------------------------------------------
-def test_a_ray_run_writes_the_local_runs_attempts_and_summary(cluster: str, suite: Path, tmp_path: Path) -> None:
+def test_a_ray_run_writes_the_local_runs_attempts_and_summary(
+    cluster: str, suite: Path, tmp_path: Path
+) -> None:
     """The demo's generator (physics-prior, with its best-of-N baseline) on one scenario's three views."""
     common = ["--dataset", str(suite), "--scenarios", "synthetic-ball-bounce", "--loops", "2", "--seeds", "2"]
     local, remote = tmp_path / "local", tmp_path / "ray"
@@ -288,12 +298,11 @@ def test_a_killed_driver_resumes_on_the_cluster(
     """The driver is a second process joined to the module's cluster; after its SIGKILL, a rerun resumes."""
     run_dir = tmp_path / "run"
     args = [*_slow_args(suite, run_dir, stand_in), *RAY_ARGS]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", *args, "--ray-address", cluster],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=_env(),
     )
     deadline = time.monotonic() + 120
     try:
@@ -323,13 +332,12 @@ def test_an_unreachable_ray_address_is_one_line_before_the_run_directory(suite: 
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     args = ["--dataset", str(suite), "--run-dir", str(run_dir), "--executor", "ray", "--ray-address", address]
     done = subprocess.run(
         [sys.executable, "-m", "agent.cli", "refine", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=120,
     )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -344,7 +352,9 @@ def _request(suite: Path, seed: int = 0) -> GenerationRequest:
 
     clip = sorted(suite.glob("split-videos/conditioning-videos/8FPS/*.mp4"))[0]
     prefix, _ = read_video(clip)
-    return GenerationRequest(prefix=prefix, fps=8.0, prompt="p", seed=seed, num_frames=4, context={"take1_id": 1})
+    return GenerationRequest(
+        prefix=prefix, fps=8.0, prompt="p", seed=seed, num_frames=4, context={"take1_id": 1}
+    )
 
 
 def test_the_generators_own_errors_come_back_as_locally(cluster: str, suite: Path) -> None:
@@ -412,5 +422,7 @@ def test_ray_settings_are_checked_where_they_are_given(tmp_path: Path) -> None:
         resolve_settings({**base, "executor": "ray", "devices": "2"})
     config = tmp_path / "run.toml"
     config.write_text('executor = "ray"\ngenerator_resources = "num_gpus=one"\n', encoding="utf-8")
-    with pytest.raises(SettingsError, match=r"run.toml: field 'generator_resources': num_gpus: expected a number"):
+    with pytest.raises(
+        SettingsError, match=r"run.toml: field 'generator_resources': num_gpus: expected a number"
+    ):
         resolve_settings(base, config)
