@@ -193,6 +193,10 @@ def test_rank_reproduces_the_runs_pick_and_never_reads_ground_truth(small_run: P
         "Re-ranked with critic+motion-continuity" in other.stdout
         and (run / "rankings" / "critic-motion-continuity.json").is_file()
     )
+    compared = runner.invoke(app, ["compare", str(run), str(run), "--out", str(tmp_path / "cmp")])
+    assert compared.exit_code == 0, compared.output
+    markdown = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## Refinement vs selection" in markdown and "critic+motion-continuity: " in markdown
 
 
 def test_rank_refuses_the_judge_and_an_unknown_selector(small_run: Path) -> None:
