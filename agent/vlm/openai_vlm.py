@@ -253,10 +253,10 @@ class OpenAIVLM:
         return self.options.base_url or "https://api.openai.com/v1"
 
     def _refused(self, exc: openai.APIStatusError, who: str) -> VLMUnavailable:
-        """The server refused the credentials (HTTP 401/403): the key's variable named, never the key."""
+        """The server refused the credentials (HTTP 401/403): the key's variable named, never the key (nor the
+        server's message, which may quote part of it)."""
         return VLMUnavailable(
-            f"{who}: {self.endpoint} refused the API key in ${self.options.api_key_env} "
-            f"(HTTP {exc.status_code}): {exc.message}",
+            f"{who}: {self.endpoint} refused the API key in ${self.options.api_key_env} (HTTP {exc.status_code})",
             "auth",
             self.endpoint,
         )
