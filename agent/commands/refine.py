@@ -449,6 +449,14 @@ def register(app: typer.Typer) -> None:
                 "'mean:NAME=W,NAME=W' (weighted mean rank) \\[critic].",
             ),
         ] = None,
+        critic_signals: Annotated[
+            str | None,
+            typer.Option(
+                "--critic-signals",
+                help="Comma-separated verifiers whose measurements a VLM critique is told (e.g. "
+                "motion-continuity,background-stability); options through --selector-opt NAME.KEY=VALUE.",
+            ),
+        ] = None,
         selector_opt: Annotated[
             list[str] | None,
             typer.Option(
@@ -519,6 +527,7 @@ def register(app: typer.Typer) -> None:
             "executor": executor,
             "ray_address": ray_address,
             "selector": selector,
+            "critic_signals": critic_signals,
             "best_of_n_baseline": best_of_n_baseline,
             "grounding": False if no_grounding else None,
             "score": False if no_score else None,
