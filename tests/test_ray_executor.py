@@ -426,3 +426,33 @@ def test_ray_settings_are_checked_where_they_are_given(tmp_path: Path) -> None:
         SettingsError, match=r"run.toml: field 'generator_resources': num_gpus: expected a number"
     ):
         resolve_settings(base, config)
+
+
+def test_a_sweep_runs_its_cells_on_ray_and_reruns_with_other_execution_settings(
+    cluster: str, suite: Path, tmp_path: Path
+) -> None:
+    from agent.workflows.sweep import SweepError, cells, load_sweep_config, run_sweep
+
+    base = f'[base]\ndataset = "{suite}"\nscenarios = ["1"]\nloops = 1\nseeds = 1\n'
+    on_ray = 'executor = "ray"\ngenerator_workers = 1\ngenerator_resources = {num_cpus = 0.5}\n'
+    grid = "[grid]\nseed = [0, 1]\n"
+    (tmp_path / "sweep.toml").write_text(base + on_ray + grid, encoding="utf-8")
+    config = load_sweep_config(tmp_path / "sweep.toml")
+    assert all("executor" not in c.model_dump() for c in cells(config).values())
+    result = run_sweep(config, tmp_path / "out", n_boot=50)
+    assert {c["status"] for c in result["cells"].values()} == {"complete"}
+    for cell in (tmp_path / "out" / "cells").iterdir():
+        limits = json.loads((cell / "limits.json").read_text(encoding="utf-8"))
+        assert limits["executor"] == "ray" and limits["generator_resources"] == {"num_cpus": 0.5}
+
+    # Where cells run is not what they compute: the same sweep on the local executor finds its cells done.
+    (tmp_path / "sweep.toml").write_text(base + "jobs = 2\n" + grid, encoding="utf-8")
+    again = run_sweep(load_sweep_config(tmp_path / "sweep.toml"), tmp_path / "out", n_boot=50)
+    assert again["cells"] == result["cells"]
+
+    bad = on_ray.replace("num_cpus = 0.5", 'num_cpus = "half"')
+    (tmp_path / "bad.toml").write_text(base + bad + grid, encoding="utf-8")
+    with pytest.raises(
+        SweepError, match=r"bad.toml: \[base\] generator_resources: num_cpus: expected a number"
+    ):
+        load_sweep_config(tmp_path / "bad.toml")
