@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,13 +27,20 @@ CHARS_PER_TOKEN = 4
 
 
 class RunLimits(BaseModel):
-    """When to stop and how many scenarios to work on at once (saved as ``limits.json`` per invocation).
+    """When to stop and where to run: limits, concurrency and devices (saved as ``limits.json`` per invocation).
+
+    None of these change what a run computes, so a rerun may change them and resume.
 
     Attributes:
         max_vlm_tokens: Stop once the VLM used this many tokens (prompt + completion) in the whole run.
         max_cost_usd: Stop once the VLM's estimated cost reaches this.
         time_limit_s: Stop once this invocation ran this many seconds (wall clock).
         jobs: Scenarios refined concurrently (threads); results do not depend on it.
+        devices: One generator instance per entry (``cuda:0``, ``cuda:1``, ...); empty = the generator's own
+            default device (one instance).
+        generator_workers: Generator instances (or Ray actors); default one per device. A generator declared
+            safe for concurrent calls shares one instance between this many callers.
+        executor: ``local``: scenario threads and generator instances in this process.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +49,9 @@ class RunLimits(BaseModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
     time_limit_s: float | None = Field(default=None, gt=0)
     jobs: int = Field(default=1, ge=1, le=64)
+    devices: list[str] = Field(default_factory=list)
+    generator_workers: int | None = Field(default=None, ge=1, le=1024)
+    executor: Literal["local"] = "local"
 
 
 class UsageMeter:

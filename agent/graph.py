@@ -1,9 +1,14 @@
-"""The refinement loop as one LangGraph state machine, declared in :func:`build_graph`.
+"""The refinement loop as one LangGraph state machine: :func:`build_graph` declares it, one function per node.
 
 ::
 
     predict -> generate x K (Send, one per seed) -> critique -> converge -+-> rewrite -> generate x K ...
                                                                           +-> ensemble -> score -> END
+
+Nodes are plain functions of the state and LangGraph's runtime; what they need besides the state (reasoner,
+generator pool, scenes, settings, selector, scorer, trace) is the run's :class:`LoopContext`, passed with
+``graph.stream(..., context=LoopContext(...))`` and never checkpointed. The state holds paths, text and
+numbers only.
 
 A reply that never parses does not end the run: a failed prediction falls back to the prompt set's
 ``fallback.j2`` prompt (from the description), a failed critique is recorded as such, a failed judge falls back
@@ -24,70 +29,92 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy, Send
 
 from agent.budget import scenario_scope
+from agent.pool import GeneratorPool
 from agent.reasoning import Reasoner, Scene, fallback_prediction
 from agent.schemas import Critique, Judgement, ReplyParseError
 from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
 from agent.vlm.base import VLMError
-from generators.base import GenerationError, GenerationRequest, Generator
+from generators.base import GenerationError, GenerationRequest
 from physics_iq.motion import switch_velocity_gap
 from physics_iq.video import read_video, write_video
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class GraphDeps:
-    """Everything the nodes need besides the state (not checkpointed).
+class SceneSource(Protocol):
+    """Where the nodes get a scenario's scene, folder and generator context (by take-1 row ID)."""
+
+    def scene(self, take1_id: int) -> Scene: ...
+
+    def scenario_dir(self, take1_id: int) -> Path: ...
+
+    def context(self, take1_id: int) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The loop's budgets and stopping rules.
 
     Attributes:
-        reasoner: The predict/critique/rewrite roles (a VLM or the offline critic).
-        generator: The video generator.
-        generator_id: Name plus options, part of every attempt's content hash.
-        scene: ``take1_id -> Scene`` (prefix frames etc., loaded from the dataset).
-        scenario_dir: ``take1_id -> folder`` under the run directory.
         n_seeds: Attempts per loop.
         max_loops: Loop budget.
         seed: Base seed; attempt seeds are ``seed + k``, the same in every loop so loops differ by prompt only.
         similarity_stop: Stop when a rewrite is at least this similar to the previous prompt (difflib ratio).
         plateau: Stop when the loop's best critic score improves by less than this over the best so far.
-        score: Optional ``(take1_id, attempts) -> scores dict`` (the Physics-IQ evaluator, when ground truth
-            exists); must label oracle numbers as such.
-        trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
-        context: ``take1_id -> request.context`` for generators.
         selector: Honest ensemble selector: ``"critic"`` (best critique) or ``"judge"`` (pairwise VLM
             tournament over the ``judge_candidates`` best-critiqued attempts; needs a reasoner with ``judge``).
         judge_candidates: How many attempts (in critic order) enter the judge's tournament.
     """
 
-    reasoner: Reasoner
-    generator: Generator
-    generator_id: str
-    scene: Callable[[int], Scene]
-    scenario_dir: Callable[[int], Path]
     n_seeds: int = 2
     max_loops: int = 4
     seed: int = 0
     similarity_stop: float = 0.98
     plateau: float = 0.005
-    score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
-    trace: Callable[[dict[str, Any]], None] | None = None
-    context: Callable[[int], dict[str, Any]] = field(default=lambda _id: {})
     selector: str = "critic"
     judge_candidates: int = 4
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """Everything the nodes need besides the state (LangGraph's runtime context; not checkpointed).
+
+    Attributes:
+        reasoner: The predict/critique/rewrite roles (a VLM or the offline critic).
+        generators: The generator pool; a node borrows an instance for one call.
+        generator_id: Name plus options, part of every attempt's content hash.
+        scenes: Scene, folder and generator context per scenario.
+        settings: Budgets, stopping rules, selector.
+        score: Optional ``(take1_id, attempts) -> scores dict`` (the Physics-IQ evaluator, when ground truth
+            exists); must label oracle numbers as such.
+        trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
+    """
+
+    reasoner: Reasoner
+    generators: GeneratorPool
+    generator_id: str
+    scenes: SceneSource
+    settings: LoopSettings = field(default_factory=LoopSettings)
+    score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
+    trace: Callable[[dict[str, Any]], None] | None = None
 
     def emit(self, **event: Any) -> None:
         if self.trace is not None:
             self.trace(event)
+
+
+Rt = Runtime[LoopContext]
 
 
 def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int) -> str:
@@ -100,11 +127,12 @@ def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int) -> str:
     return digest.hexdigest()[:20]
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)  # atomic: a crash leaves the old file or none, never half a file
+    tmp.replace(path)
 
 
 def loop_attempts(state: LoopState, loop: int) -> list[Attempt]:
@@ -125,10 +153,30 @@ def best_critique(
     return ranked[0] if ranked else None
 
 
-# -- routers: small named functions returning literals -------------------------------------------------------
+# -- routers: small named functions returning literals or Send lists -------------------------------------------
 def route_after_converge(state: LoopState) -> Literal["rewrite", "ensemble"]:
     """Go on refining unless the converge node recorded a stop reason."""
     return "ensemble" if state.get("stop_reason") else "rewrite"
+
+
+def route_after_rewrite(state: LoopState, runtime: Rt) -> list[Send] | Literal["ensemble"]:
+    """Back to generation (one ``Send`` per seed) unless the rewrite recorded a stop reason."""
+    return "ensemble" if state.get("stop_reason") else send_generate(state, runtime)
+
+
+def send_generate(state: LoopState, runtime: Rt) -> list[Send]:
+    """One ``generate`` task per seed of the current loop."""
+    settings = runtime.context.settings
+    loop = int(state["loop_index"])
+    return [
+        Send(
+            "generate",
+            GenerateTask(
+                take1_id=state["take1_id"], loop_index=loop, prompt=state["prompt"], seed=settings.seed + k
+            ),
+        )
+        for k in range(settings.n_seeds)
+    ]
 
 
 def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, float]:
@@ -166,314 +214,268 @@ def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, 
     return "", score
 
 
-def route_after_rewrite(state: LoopState) -> Literal["generate", "ensemble"]:
-    """Back to generation unless the rewrite recorded a stop reason (prompt stopped changing)."""
-    return "ensemble" if state.get("stop_reason") else "generate"
+# -- 1. predict: physics-aware text prediction and the first prompt -------------------------------------------
+def predict(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    take1_id = state["take1_id"]
+    scene = ctx.scenes.scene(take1_id)
+    prediction = ctx.reasoner.predict(scene)
+    write_json(ctx.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json", prediction.model_dump())
+    ctx.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
+    return {"loop_index": 1, "prompt": prediction.prompt, "prompt_history": [prediction.prompt]}
 
 
-def build_graph(deps: GraphDeps, checkpointer: Any = None) -> CompiledStateGraph:
-    """Declare and compile the whole refinement graph.
-
-    Args:
-        deps: Reasoner, generator, scene loader, budgets (see :class:`GraphDeps`).
-        checkpointer: A LangGraph checkpointer (``SqliteSaver`` for runs; ``None`` in unit tests).
-    """
-
-    # 1. predict: physics-aware text prediction and the first prompt
-    def predict(state: LoopState) -> dict[str, Any]:
-        take1_id = state["take1_id"]
-        scene = deps.scene(take1_id)
-        prediction = deps.reasoner.predict(scene)
-        _write_json(deps.scenario_dir(take1_id) / "loop_1" / "prediction.json", prediction.model_dump())
-        deps.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
-        return {"loop_index": 1, "prompt": prediction.prompt, "prompt_history": [prediction.prompt]}
-
-    def predict_failed(state: LoopState, error: NodeError) -> Command[Literal["generate"]]:
-        """Retries ran out: record the failed prediction (error and raw reply) in
-        ``loop_1/prediction.failed.json`` and go on from the prompt set's ``fallback.j2`` prompt."""
-        take1_id = state["take1_id"]
-        scene = deps.scene(take1_id)
-        reason = f"{type(error.error).__name__}: {error.error}"
-        raw = error.error.raw if isinstance(error.error, ReplyParseError) else ""
-        fallback = fallback_prediction(deps.reasoner.prompts, scene, reason)
-        folder = deps.scenario_dir(take1_id) / "loop_1"
-        _write_json(
-            folder / "prediction.failed.json",
-            {
-                "failed": True,
-                "error": reason[:2000],
-                "raw": raw[:2000],
-                "fallback_template": "fallback",
-                "fallback": fallback.model_dump(),
-            },
-        )
-        (folder / "prompt.txt").write_text(fallback.prompt + "\n", encoding="utf-8")
-        deps.emit(node="predict", take1_id=take1_id, failed=True, error=reason[:300], prompt=fallback.prompt)
-        update = {"loop_index": 1, "prompt": fallback.prompt, "prompt_history": [fallback.prompt]}
-        return Command(update=update, goto=send_generate({**state, **update}))  # type: ignore[typeddict-item]
-
-    def send_generate(state: LoopState) -> list[Send]:
-        loop = int(state["loop_index"])
-        return [
-            Send(
-                "generate",
-                GenerateTask(
-                    take1_id=state["take1_id"], loop_index=loop, prompt=state["prompt"], seed=deps.seed + k
-                ),
-            )
-            for k in range(deps.n_seeds)
-        ]
-
-    # 2. generate: one seed, content-addressed on disk
-    def generate(task: GenerateTask) -> dict[str, Any]:
-        take1_id, loop, prompt, seed = task["take1_id"], task["loop_index"], task["prompt"], task["seed"]
-        scene = deps.scene(take1_id)
-        folder = deps.scenario_dir(take1_id)
-        key = attempt_key(deps.generator_id, scene, prompt, seed)
-        path = folder / "attempts" / f"{key}.mp4"
-        error = ""
-        if path.is_file():
-            deps.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), reused=True)
-        else:
-            request = GenerationRequest(
-                prefix=scene.prefix,
-                fps=scene.fps,
-                prompt=prompt,
-                seed=seed,
-                num_frames=scene.num_frames,
-                mode="v2v" if scene.mode == "v2v" else "i2v",
-                context=deps.context(take1_id),
-            )
-            try:
-                video = deps.generator.generate(request)
-                _write_json(
-                    path.with_suffix(".json"), {"prompt": prompt, "seed": seed, **dict(video.metadata)}
-                )
-                write_video(path, video.frames, scene.fps)
-            except GenerationError as exc:  # adapters raise it for anything that makes a request impossible
-                error = str(exc)
-                logger.warning(
-                    "generation failed (scenario %s, loop %d, seed %d): %s", take1_id, loop, seed, exc
-                )
-            deps.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), error=error)
-        attempt = Attempt(
-            loop=loop, seed=seed, prompt=prompt, path=str(path) if not error else "", error=error
-        )
-        return {"attempts": [attempt]}
-
-    # 3. critique: MM-CoT on every attempt of the loop (files reused on resume; retried on bad replies)
-    def critique(state: LoopState) -> dict[str, Any]:
-        take1_id, loop = state["take1_id"], int(state["loop_index"])
-        done = {c["attempt"] for c in loop_critiques(state, loop)}
-        scene = deps.scene(take1_id)
-        records = []
-        for attempt in loop_attempts(state, loop):
-            if not attempt["path"] or attempt["path"] in done:
-                continue
-            out = Path(attempt["path"]).with_suffix(f".critique-{loop}.json")
-            if out.is_file():
-                result = Critique.model_validate_json(out.read_text(encoding="utf-8"))
-            else:
-                frames, _ = read_video(attempt["path"])
-                result = deps.reasoner.critique(scene, attempt["prompt"], frames)
-                _write_json(out, result.model_dump())
-            records.append(_record(attempt, out, result))
-            deps.emit(
-                node="critique",
-                take1_id=take1_id,
-                loop=loop,
-                seed=attempt["seed"],
-                verdict=result.verdict,
-                score=result.score,
-                violations=[v.law for v in result.violations],
-            )
-        return {"critiques": records}
-
-    def critique_failed(state: LoopState, error: NodeError) -> Command[Literal["converge"]]:
-        """Retries ran out: record failed critiques for the loop's remaining attempts; the run goes on."""
-        take1_id, loop = state["take1_id"], int(state["loop_index"])
-        done = {c["attempt"] for c in loop_critiques(state, loop)}
-        records = []
-        for attempt in loop_attempts(state, loop):
-            if attempt["path"] and attempt["path"] not in done:
-                failed = Critique.failure(f"{type(error.error).__name__}: {error.error}")
-                if isinstance(error.error, ReplyParseError):
-                    failed = failed.model_copy(update={"observations": error.error.raw[:2000]})
-                out = Path(attempt["path"]).with_suffix(f".critique-{loop}.failed.json")
-                _write_json(out, failed.model_dump())
-                records.append(_record(attempt, out, failed))
-        deps.emit(node="critique", take1_id=take1_id, loop=loop, failed=True, error=str(error.error)[:300])
-        return Command(update={"critiques": records}, goto="converge")
-
-    # 4. converge: explicit termination, recorded in state
-    def converge(state: LoopState) -> dict[str, Any]:
-        reason, score = decide_stop(state, deps.max_loops, deps.plateau)
-        deps.emit(
-            node="converge", take1_id=state["take1_id"], loop=state["loop_index"], best=score, stop=reason
-        )
-        update: dict[str, Any] = {"loop_scores": [*state.get("loop_scores", []), score]}
-        if reason:
-            update["stop_reason"] = reason
-        return update
-
-    # 5. rewrite: a new prompt from the loop's best-scored critique
-    def rewrite(state: LoopState) -> dict[str, Any]:
-        take1_id, loop = state["take1_id"], int(state["loop_index"])
-        best = best_critique(loop_critiques(state, loop))
-        if best is None:
-            return {"stop_reason": "failed: nothing to rewrite from"}
-        result = Critique.model_validate_json(Path(best["path"]).read_text(encoding="utf-8"))
-        attempt_prompt = next(a["prompt"] for a in loop_attempts(state, loop) if a["path"] == best["attempt"])
-        new = deps.reasoner.rewrite(deps.scene(take1_id), attempt_prompt, result, loop)
-        folder = deps.scenario_dir(take1_id) / f"loop_{loop + 1}"
-        _write_json(folder / "rewrite.json", new.model_dump())
-        similarity = difflib.SequenceMatcher(None, state["prompt"], new.prompt).ratio()
-        deps.emit(
-            node="rewrite",
-            take1_id=take1_id,
-            loop=loop + 1,
-            similarity=round(similarity, 4),
-            prompt=new.prompt,
-        )
-        if similarity >= deps.similarity_stop:
-            return {"stop_reason": f"prompt_unchanged: similarity {similarity:.3f} >= {deps.similarity_stop}"}
-        (folder / "prompt.txt").write_text(new.prompt + "\n", encoding="utf-8")
-        return {
-            "loop_index": loop + 1,
-            "prompt": new.prompt,
-            "prompt_history": [*state.get("prompt_history", []), new.prompt],
-        }
-
-    # 6. ensemble: the honest pick never sees ground truth
-    def motion_gaps(take1_id: int) -> tuple[Callable[[CritiqueRecord], float], dict[str, float]]:
-        """Tie-break measurement (velocity jump at the switch frame, px/s), and the values it measured."""
-        scene = deps.scene(take1_id)
-        measured: dict[str, float] = {}
-
-        def gap(record: CritiqueRecord) -> float:
-            frames, _ = read_video(record["attempt"])
-            measured[record["attempt"]] = switch_velocity_gap(
-                scene.prefix_motion, scene.attempt_motion(frames)
-            )
-            return measured[record["attempt"]]
-
-        return gap, measured
-
-    def critic_pick(state: LoopState, note: str = "") -> dict[str, Any]:
-        gap, measured = motion_gaps(state["take1_id"])
-        best = best_critique(state.get("critiques", []), gap)
-        honest: dict[str, Any] = {}
-        if best is not None:
-            honest = {
-                "path": best["attempt"],
-                "loop": best["loop"],
-                "seed": best["seed"],
-                "critic_score": best["score"],
-                "selector": f"{CRITIC_SELECTOR}; no ground truth{note}",
-            }
-            tied = [r for r in state.get("critiques", []) if not r["failed"]]
-            tied = [r for r in tied if critique_key(r) == critique_key(best)]
-            if len(tied) > 1:  # the critique could not tell them apart: say what did
-                honest["tied_on_critique"] = len(tied)
-                honest["switch_velocity_gap_px_s"] = {
-                    f"loop {r['loop']} seed {r['seed']}": round(measured[r["attempt"]], 2) for r in tied
-                }
-        return honest
-
-    def judge_pick(state: LoopState) -> dict[str, Any]:
-        take1_id = state["take1_id"]
-        gap, _ = motion_gaps(take1_id)
-        candidates = rank_critiques(state.get("critiques", []), gap)[: deps.judge_candidates]
-        if len(candidates) < 2:
-            return critic_pick(state, "; judge skipped: fewer than two candidates")
-        judge: Callable[..., Judgement] | None = getattr(deps.reasoner, "judge", None)
-        if judge is None:
-            raise TypeError(
-                f"selector 'judge' needs a reasoner that can judge pairs; {deps.reasoner.name} cannot"
-            )
-        scene = deps.scene(take1_id)
-        folder = deps.scenario_dir(take1_id) / "judge"
-
-        def prefer(a: CritiqueRecord, b: CritiqueRecord) -> Literal["A", "B"]:
-            # One file per ordered pair: a resumed run reuses bouts instead of asking (and paying) again.
-            out = folder / f"{Path(a['attempt']).stem}__{Path(b['attempt']).stem}.json"
-            if out.is_file():
-                verdict = Judgement.model_validate_json(out.read_text(encoding="utf-8"))
-            else:
-                verdict = judge(scene, read_video(a["attempt"])[0], read_video(b["attempt"])[0])
-                _write_json(out, verdict.model_dump())
-            deps.emit(node="judge", take1_id=take1_id, a=a["attempt"], b=b["attempt"], winner=verdict.winner)
-            return verdict.winner
-
-        winner, log = pairwise_select(candidates, prefer)
-        return {
-            "path": winner["attempt"],
-            "loop": winner["loop"],
-            "seed": winner["seed"],
-            "critic_score": winner["score"],
-            "selector": f"pairwise VLM judge over the {len(candidates)} best-critiqued attempts (both orders "
-            "must agree to replace the champion); no ground truth",
-            "bouts": [
-                {
-                    "champion": b["champion"]["attempt"],
-                    "challenger": b["challenger"]["attempt"],
-                    "votes": b["votes"],
-                }
-                for b in log
-            ],
-        }
-
-    def ensemble(state: LoopState) -> dict[str, Any]:
-        honest = judge_pick(state) if deps.selector == "judge" else critic_pick(state)
-        deps.emit(node="ensemble", take1_id=state["take1_id"], honest=honest)
-        return {"honest": honest}
-
-    def ensemble_failed(state: LoopState, error: NodeError) -> Command[Literal["score"]]:
-        """The judge kept failing: fall back to the critic's pick and say so (the run goes on)."""
-        note = f"; judge failed ({type(error.error).__name__}: {str(error.error)[:200]})"
-        honest = critic_pick(state, note)
-        deps.emit(node="ensemble", take1_id=state["take1_id"], honest=honest, failed=True)
-        return Command(update={"honest": honest}, goto="score")
-
-    # 7. score: Physics-IQ of every attempt, the honest pick, the oracle (labelled) and baselines
-    def score(state: LoopState) -> dict[str, Any]:
-        if deps.score is None:
-            return {"scores": {}}
-        scores = deps.score(state["take1_id"], list(state.get("attempts", [])))
-        _write_json(deps.scenario_dir(state["take1_id"]) / "scores.json", scores)
-        deps.emit(node="score", take1_id=state["take1_id"], oracle=scores.get("oracle", {}))
-        return {"scores": scores, "oracle": scores.get("oracle", {})}
-
-    def after_rewrite(state: LoopState) -> list[Send] | str:
-        return send_generate(state) if route_after_rewrite(state) == "generate" else "ensemble"
-
-    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
-    builder = StateGraph(LoopState)
-    builder.add_node(
-        "predict", in_scenario(predict), retry_policy=retry, error_handler=in_scenario(predict_failed)
+def predict_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["generate"]]:
+    """Retries ran out: record the failed prediction (error and raw reply) in ``loop_1/prediction.failed.json``
+    and go on from the prompt set's ``fallback.j2`` prompt."""
+    ctx = runtime.context
+    take1_id = state["take1_id"]
+    scene = ctx.scenes.scene(take1_id)
+    reason = f"{type(error.error).__name__}: {error.error}"
+    raw = error.error.raw if isinstance(error.error, ReplyParseError) else ""
+    fallback = fallback_prediction(ctx.reasoner.prompts, scene, reason)
+    folder = ctx.scenes.scenario_dir(take1_id) / "loop_1"
+    write_json(
+        folder / "prediction.failed.json",
+        {
+            "failed": True,
+            "error": reason[:2000],
+            "raw": raw[:2000],
+            "fallback_template": "fallback",
+            "fallback": fallback.model_dump(),
+        },
     )
-    builder.add_node("generate", generate)  # type: ignore[arg-type]  # Send payload, not the state
-    builder.add_node(
-        "critique", in_scenario(critique), retry_policy=retry, error_handler=in_scenario(critique_failed)
-    )
-    builder.add_node("converge", converge)
-    builder.add_node("rewrite", in_scenario(rewrite), retry_policy=retry)
-    if deps.selector == "judge":
-        builder.add_node(
-            "ensemble", in_scenario(ensemble), retry_policy=retry, error_handler=in_scenario(ensemble_failed)
-        )
+    (folder / "prompt.txt").write_text(fallback.prompt + "\n", encoding="utf-8")
+    ctx.emit(node="predict", take1_id=take1_id, failed=True, error=reason[:300], prompt=fallback.prompt)
+    update = {"loop_index": 1, "prompt": fallback.prompt, "prompt_history": [fallback.prompt]}
+    return Command(update=update, goto=send_generate(cast(LoopState, {**state, **update}), runtime))
+
+
+# -- 2. generate: one seed, content-addressed on disk, on an instance borrowed from the pool -------------------
+def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    take1_id, loop, prompt, seed = task["take1_id"], task["loop_index"], task["prompt"], task["seed"]
+    scene = ctx.scenes.scene(take1_id)
+    folder = ctx.scenes.scenario_dir(take1_id)
+    key = attempt_key(ctx.generator_id, scene, prompt, seed)
+    path = folder / "attempts" / f"{key}.mp4"
+    error = ""
+    if path.is_file():
+        ctx.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), reused=True)
     else:
-        builder.add_node("ensemble", ensemble)
-    builder.add_node("score", score)
-    builder.add_edge(START, "predict")
-    builder.add_conditional_edges("predict", send_generate, ["generate"])
-    builder.add_edge("generate", "critique")
-    builder.add_edge("critique", "converge")
-    builder.add_conditional_edges("converge", route_after_converge, ["rewrite", "ensemble"])
-    builder.add_conditional_edges("rewrite", after_rewrite, ["generate", "ensemble"])
-    builder.add_edge("ensemble", "score")
-    builder.add_edge("score", END)
-    return builder.compile(checkpointer=checkpointer)
+        request = GenerationRequest(
+            prefix=scene.prefix,
+            fps=scene.fps,
+            prompt=prompt,
+            seed=seed,
+            num_frames=scene.num_frames,
+            mode="v2v" if scene.mode == "v2v" else "i2v",
+            context=ctx.scenes.context(take1_id),
+        )
+        try:
+            video = ctx.generators.generate(request, label=f"#{take1_id} loop {loop} seed {seed}")
+            write_json(path.with_suffix(".json"), {"prompt": prompt, "seed": seed, **dict(video.metadata)})
+            write_video(path, video.frames, scene.fps)
+        except GenerationError as exc:  # adapters raise it for anything that makes a request impossible
+            error = str(exc)
+            logger.warning("generation failed (scenario %s, loop %d, seed %d): %s", take1_id, loop, seed, exc)
+        ctx.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), error=error)
+    attempt = Attempt(loop=loop, seed=seed, prompt=prompt, path=str(path) if not error else "", error=error)
+    return {"attempts": [attempt]}
+
+
+# -- 3. critique: MM-CoT on every attempt of the loop (files reused on resume; retried on bad replies) --------
+def critique(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    take1_id, loop = state["take1_id"], int(state["loop_index"])
+    done = {c["attempt"] for c in loop_critiques(state, loop)}
+    scene = ctx.scenes.scene(take1_id)
+    records = []
+    for attempt in loop_attempts(state, loop):
+        if not attempt["path"] or attempt["path"] in done:
+            continue
+        out = Path(attempt["path"]).with_suffix(f".critique-{loop}.json")
+        if out.is_file():
+            result = Critique.model_validate_json(out.read_text(encoding="utf-8"))
+        else:
+            frames, _ = read_video(attempt["path"])
+            result = ctx.reasoner.critique(scene, attempt["prompt"], frames)
+            write_json(out, result.model_dump())
+        records.append(_record(attempt, out, result))
+        ctx.emit(
+            node="critique",
+            take1_id=take1_id,
+            loop=loop,
+            seed=attempt["seed"],
+            verdict=result.verdict,
+            score=result.score,
+            violations=[v.law for v in result.violations],
+        )
+    return {"critiques": records}
+
+
+def critique_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["converge"]]:
+    """Retries ran out: record failed critiques for the loop's remaining attempts; the run goes on."""
+    ctx = runtime.context
+    take1_id, loop = state["take1_id"], int(state["loop_index"])
+    done = {c["attempt"] for c in loop_critiques(state, loop)}
+    records = []
+    for attempt in loop_attempts(state, loop):
+        if attempt["path"] and attempt["path"] not in done:
+            failed = Critique.failure(f"{type(error.error).__name__}: {error.error}")
+            if isinstance(error.error, ReplyParseError):
+                failed = failed.model_copy(update={"observations": error.error.raw[:2000]})
+            out = Path(attempt["path"]).with_suffix(f".critique-{loop}.failed.json")
+            write_json(out, failed.model_dump())
+            records.append(_record(attempt, out, failed))
+    ctx.emit(node="critique", take1_id=take1_id, loop=loop, failed=True, error=str(error.error)[:300])
+    return Command(update={"critiques": records}, goto="converge")
+
+
+# -- 4. converge: explicit termination, recorded in state -----------------------------------------------------
+def converge(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    reason, score = decide_stop(state, ctx.settings.max_loops, ctx.settings.plateau)
+    ctx.emit(node="converge", take1_id=state["take1_id"], loop=state["loop_index"], best=score, stop=reason)
+    update: dict[str, Any] = {"loop_scores": [*state.get("loop_scores", []), score]}
+    if reason:
+        update["stop_reason"] = reason
+    return update
+
+
+# -- 5. rewrite: a new prompt from the loop's best-scored critique --------------------------------------------
+def rewrite(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    take1_id, loop = state["take1_id"], int(state["loop_index"])
+    best = best_critique(loop_critiques(state, loop))
+    if best is None:
+        return {"stop_reason": "failed: nothing to rewrite from"}
+    result = Critique.model_validate_json(Path(best["path"]).read_text(encoding="utf-8"))
+    attempt_prompt = next(a["prompt"] for a in loop_attempts(state, loop) if a["path"] == best["attempt"])
+    new = ctx.reasoner.rewrite(ctx.scenes.scene(take1_id), attempt_prompt, result, loop)
+    folder = ctx.scenes.scenario_dir(take1_id) / f"loop_{loop + 1}"
+    write_json(folder / "rewrite.json", new.model_dump())
+    similarity = difflib.SequenceMatcher(None, state["prompt"], new.prompt).ratio()
+    ctx.emit(
+        node="rewrite", take1_id=take1_id, loop=loop + 1, similarity=round(similarity, 4), prompt=new.prompt
+    )
+    if similarity >= ctx.settings.similarity_stop:
+        return {
+            "stop_reason": f"prompt_unchanged: similarity {similarity:.3f} >= {ctx.settings.similarity_stop}"
+        }
+    (folder / "prompt.txt").write_text(new.prompt + "\n", encoding="utf-8")
+    return {
+        "loop_index": loop + 1,
+        "prompt": new.prompt,
+        "prompt_history": [*state.get("prompt_history", []), new.prompt],
+    }
+
+
+# -- 6. ensemble: the honest pick never sees ground truth -----------------------------------------------------
+def _motion_gaps(
+    ctx: LoopContext, take1_id: int
+) -> tuple[Callable[[CritiqueRecord], float], dict[str, float]]:
+    """Tie-break measurement (velocity jump at the switch frame, px/s), and the values it measured."""
+    scene = ctx.scenes.scene(take1_id)
+    measured: dict[str, float] = {}
+
+    def gap(record: CritiqueRecord) -> float:
+        frames, _ = read_video(record["attempt"])
+        measured[record["attempt"]] = switch_velocity_gap(scene.prefix_motion, scene.attempt_motion(frames))
+        return measured[record["attempt"]]
+
+    return gap, measured
+
+
+def _critic_pick(ctx: LoopContext, state: LoopState, note: str = "") -> dict[str, Any]:
+    gap, measured = _motion_gaps(ctx, state["take1_id"])
+    best = best_critique(state.get("critiques", []), gap)
+    honest: dict[str, Any] = {}
+    if best is not None:
+        honest = {
+            "path": best["attempt"],
+            "loop": best["loop"],
+            "seed": best["seed"],
+            "critic_score": best["score"],
+            "selector": f"{CRITIC_SELECTOR}; no ground truth{note}",
+        }
+        tied = [r for r in state.get("critiques", []) if not r["failed"]]
+        tied = [r for r in tied if critique_key(r) == critique_key(best)]
+        if len(tied) > 1:  # the critique could not tell them apart: say what did
+            honest["tied_on_critique"] = len(tied)
+            honest["switch_velocity_gap_px_s"] = {
+                f"loop {r['loop']} seed {r['seed']}": round(measured[r["attempt"]], 2) for r in tied
+            }
+    return honest
+
+
+def _judge_pick(ctx: LoopContext, state: LoopState) -> dict[str, Any]:
+    take1_id = state["take1_id"]
+    gap, _ = _motion_gaps(ctx, take1_id)
+    candidates = rank_critiques(state.get("critiques", []), gap)[: ctx.settings.judge_candidates]
+    if len(candidates) < 2:
+        return _critic_pick(ctx, state, "; judge skipped: fewer than two candidates")
+    judge: Callable[..., Judgement] | None = getattr(ctx.reasoner, "judge", None)
+    if judge is None:
+        raise TypeError(f"selector 'judge' needs a reasoner that can judge pairs; {ctx.reasoner.name} cannot")
+    scene = ctx.scenes.scene(take1_id)
+    folder = ctx.scenes.scenario_dir(take1_id) / "judge"
+
+    def prefer(a: CritiqueRecord, b: CritiqueRecord) -> Literal["A", "B"]:
+        # One file per ordered pair: a resumed run reuses bouts instead of asking (and paying) again.
+        out = folder / f"{Path(a['attempt']).stem}__{Path(b['attempt']).stem}.json"
+        if out.is_file():
+            verdict = Judgement.model_validate_json(out.read_text(encoding="utf-8"))
+        else:
+            verdict = judge(scene, read_video(a["attempt"])[0], read_video(b["attempt"])[0])
+            write_json(out, verdict.model_dump())
+        ctx.emit(node="judge", take1_id=take1_id, a=a["attempt"], b=b["attempt"], winner=verdict.winner)
+        return verdict.winner
+
+    winner, log = pairwise_select(candidates, prefer)
+    return {
+        "path": winner["attempt"],
+        "loop": winner["loop"],
+        "seed": winner["seed"],
+        "critic_score": winner["score"],
+        "selector": f"pairwise VLM judge over the {len(candidates)} best-critiqued attempts (both orders "
+        "must agree to replace the champion); no ground truth",
+        "bouts": [
+            {
+                "champion": b["champion"]["attempt"],
+                "challenger": b["challenger"]["attempt"],
+                "votes": b["votes"],
+            }
+            for b in log
+        ],
+    }
+
+
+def ensemble(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    honest = _judge_pick(ctx, state) if ctx.settings.selector == "judge" else _critic_pick(ctx, state)
+    ctx.emit(node="ensemble", take1_id=state["take1_id"], honest=honest)
+    return {"honest": honest}
+
+
+def ensemble_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["score"]]:
+    """The judge kept failing: fall back to the critic's pick and say so (the run goes on)."""
+    ctx = runtime.context
+    note = f"; judge failed ({type(error.error).__name__}: {str(error.error)[:200]})"
+    honest = _critic_pick(ctx, state, note)
+    ctx.emit(node="ensemble", take1_id=state["take1_id"], honest=honest, failed=True)
+    return Command(update={"honest": honest}, goto="score")
+
+
+# -- 7. score: Physics-IQ of every attempt, the honest pick, the oracle (labelled) and baselines -----------------
+def score(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    if ctx.score is None:
+        return {"scores": {}}
+    scores = ctx.score(state["take1_id"], list(state.get("attempts", [])))
+    write_json(ctx.scenes.scenario_dir(state["take1_id"]) / "scores.json", scores)
+    ctx.emit(node="score", take1_id=state["take1_id"], oracle=scores.get("oracle", {}))
+    return {"scores": scores, "oracle": scores.get("oracle", {})}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -483,12 +485,44 @@ def in_scenario(node: F) -> F:
     """Run a VLM-calling node inside :func:`agent.budget.scenario_scope` of its state's scenario, so each
     ``vlm_call`` trace event names the scenario that paid for it."""
 
-    @functools.wraps(node)
-    def run(state: LoopState, *args: Any, **kwargs: Any) -> Any:  # error handlers get ``error=``
+    @functools.wraps(node)  # keeps the signature LangGraph reads to inject ``runtime`` and ``error``
+    def run(state: LoopState, *args: Any, **kwargs: Any) -> Any:
         with scenario_scope(state["take1_id"]):
             return node(state, *args, **kwargs)
 
     return cast(F, run)
+
+
+def build_graph(checkpointer: Any = None) -> CompiledStateGraph[LoopState, LoopContext, LoopState, LoopState]:
+    """Declare and compile the whole refinement graph (run it with ``context=LoopContext(...)``).
+
+    Args:
+        checkpointer: A LangGraph checkpointer (``SqliteSaver`` for runs; ``None`` in unit tests).
+    """
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
+    builder = StateGraph(LoopState, context_schema=LoopContext)
+    builder.add_node(
+        "predict", in_scenario(predict), retry_policy=retry, error_handler=in_scenario(predict_failed)
+    )
+    builder.add_node("generate", generate)  # type: ignore[call-overload]  # Send payload, not the state
+    builder.add_node(
+        "critique", in_scenario(critique), retry_policy=retry, error_handler=in_scenario(critique_failed)
+    )
+    builder.add_node("converge", converge)
+    builder.add_node("rewrite", in_scenario(rewrite), retry_policy=retry)
+    builder.add_node(
+        "ensemble", in_scenario(ensemble), retry_policy=retry, error_handler=in_scenario(ensemble_failed)
+    )
+    builder.add_node("score", score)
+    builder.add_edge(START, "predict")
+    builder.add_conditional_edges("predict", send_generate, ["generate"])
+    builder.add_edge("generate", "critique")
+    builder.add_edge("critique", "converge")
+    builder.add_conditional_edges("converge", route_after_converge, ["rewrite", "ensemble"])
+    builder.add_conditional_edges("rewrite", route_after_rewrite, ["generate", "ensemble"])
+    builder.add_edge("ensemble", "score")
+    builder.add_edge("score", END)
+    return builder.compile(checkpointer=checkpointer)
 
 
 def _record(attempt: Attempt, path: Path, result: Critique) -> CritiqueRecord:

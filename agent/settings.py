@@ -16,6 +16,7 @@ Example file (TOML)::
     max_cost_usd = 2.5
     time_limit = "30m"
     jobs = 2
+    devices = "cuda:0,cuda:1"   # or a count: devices = 2; one generator instance per device
 """
 
 from __future__ import annotations
@@ -36,10 +37,21 @@ else:  # pragma: no cover - Python 3.10
 from pydantic import BaseModel, ValidationError
 
 from agent.budget import RunLimits
+from agent.pool import parse_devices
 from agent.runs import REDACTED, RunConfig, looks_secret, redact
 
 #: Keys of the file that are not RunConfig fields.
-EXTRA_KEYS = ("run_dir", "max_vlm_tokens", "max_cost_usd", "time_limit", "jobs")
+EXTRA_KEYS = (
+    "run_dir",
+    "max_vlm_tokens",
+    "max_cost_usd",
+    "time_limit",
+    "jobs",
+    "devices",
+    "generator_workers",
+)
+#: Execution settings: where and how widely a run works (RunLimits fields, not part of the results).
+_EXECUTION_KEYS = ("jobs", "devices", "generator_workers")
 _LIMIT_FIELDS = {
     "max_vlm_tokens": "max_vlm_tokens",
     "max_cost_usd": "max_cost_usd",
@@ -215,7 +227,13 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
     values["dataset"] = str(Path(values["dataset"]).expanduser().resolve())
     values.setdefault("fps", 8)  # the demo's and the synthetic suite's default frame rate
     limit_values: dict[str, Any] = {}
-    for key in (*_LIMIT_FIELDS, "jobs"):
+    if "devices" in values and not isinstance(values["devices"], list):
+        raw = str(values["devices"])  # "cuda:0,cuda:1", or a count N meaning cuda:0..N-1
+        try:
+            values["devices"] = parse_devices(None, int(raw)) if raw.isdigit() else parse_devices(raw, None)
+        except ValueError as exc:
+            raise SettingsError(f"{origin['devices']}: {exc}") from exc
+    for key in (*_LIMIT_FIELDS, *_EXECUTION_KEYS):
         if key in values:
             limit_values[_LIMIT_FIELDS.get(key, key)] = values.pop(key)
     if "time_limit_s" in limit_values and limit_values["time_limit_s"] is not None:

@@ -20,6 +20,7 @@ class StaticGenerator:
     """The switch frame, repeated ``num_frames`` times."""
 
     name = "static"
+    concurrent_safe = True  # stateless
 
     def __init__(self, **unused: object) -> None:
         pass
@@ -43,6 +44,7 @@ class Take2Generator:
     """Copies the take-2 testing video named in ``request.context["take2_video"]`` (calibration only)."""
 
     name = "take2"
+    concurrent_safe = True  # reads a file per call
 
     def __init__(self, **unused: object) -> None:
         pass

@@ -153,6 +153,9 @@ class DiffusersGenerator:
     """
 
     name: str = "diffusers"
+    #: A pipeline keeps per-call state on itself and its scheduler (timesteps, step index, guidance scale):
+    #: overlapping calls on one instance corrupt each other, so the pool serves one call per instance.
+    concurrent_safe: ClassVar[bool] = False
     pipeline_class: ClassVar[str] = "DiffusionPipeline"
     options_class: ClassVar[type[DiffusersOptions]] = DiffusersOptions
     default_max_area: ClassVar[int] = 480 * 832

@@ -119,6 +119,7 @@ class FolderGenerator:
     """Precomputed videos from a folder (closed APIs); see the module docstring for the naming."""
 
     name = "folder"
+    concurrent_safe = True  # reads a file per call
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.options = _parse(FolderOptions, self.name, {"model": model, **options})
@@ -225,6 +226,8 @@ class CommandGenerator:
     """Runs an external program per request, as an argument list (never a shell), with a timeout."""
 
     name = "command"
+    #: One process per call; a program that shares a device with others must serialise itself.
+    concurrent_safe = True
 
     def __init__(self, model: str | None = None, **options: Any) -> None:
         self.options = _parse(CommandOptions, self.name, {"model": model, **options})

@@ -397,6 +397,8 @@ class PhysicsPriorGenerator:
     """
 
     name = "physics-prior"
+    #: Each call builds its own pymunk space and frames: instances may be called from several threads.
+    concurrent_safe = True
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from agent.budget import Budget, MeteredVLM, RunLimits, UsageMeter
 from agent.cli import app
+from agent.pool import LocalGeneratorPool
 from agent.refine import run_refinement
 from agent.runs import RunConfig
 from agent.settings import SettingsError, parse_duration, resolve_settings
@@ -217,7 +218,7 @@ def test_a_scenario_whose_generations_all_fail_is_summarised_not_crashed(tmp_pat
 
     config = RunConfig(dataset=str(suite), fps=8, loops=3, seeds=2, scenarios=["5"])
     refinement = Refinement(config, tmp_path / "run")
-    refinement.generator = _FailingGenerator()
+    refinement.generators = LocalGeneratorPool.of(_FailingGenerator())
     summary = refinement.run_all()
     assert summary["status"] == "complete"
     (entry,) = summary["scenarios"]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from agent.graph import GraphDeps, build_graph, decide_stop
+from agent.graph import LoopContext, build_graph, decide_stop
+from agent.pool import LocalGeneratorPool
 from agent.prompting import PromptSet
 from agent.reasoning import VLMReasoner, make_scene
 from agent.vlm import VLMS
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest
+from tests.loop_fixtures import OneScene, loop_context, run_loop
 
 EXPECTED_MERMAID = """graph TD;
 	__start__(<p>__start__</p>)
@@ -24,6 +27,7 @@ EXPECTED_MERMAID = """graph TD;
 	critique(critique)
 	converge(converge)
 	rewrite(rewrite)
+	__error_handler__ensemble(__error_handler__ensemble)
 	ensemble(ensemble)
 	score(score)
 	__end__(<p>__end__</p>)
@@ -80,26 +84,18 @@ class FakeGenerator:
 
 def _deps(
     tmp_path: Path, replies: list[str], loops: int = 3, seeds: int = 2
-) -> tuple[GraphDeps, FakeGenerator]:
+) -> tuple[LoopContext, FakeGenerator]:
     prefix = np.full((4, 16, 16, 3), 120, np.uint8)
     scene = make_scene("A red ball is dropped.", "v2v", 8.0, 6, prefix)
     vlm = VLMS.resolve("scripted")(replies=replies)
     generator = FakeGenerator()
-    deps = GraphDeps(
-        reasoner=VLMReasoner(vlm, PromptSet("default")),
-        generator=generator,
-        generator_id="fake",
-        scene=lambda _id: scene,
-        scenario_dir=lambda _id: tmp_path / "scenario",
-        n_seeds=seeds,
-        max_loops=loops,
-    )
+    reasoner = VLMReasoner(vlm, PromptSet("default"))
+    deps = loop_context(reasoner, generator, scene, tmp_path / "scenario", n_seeds=seeds, max_loops=loops)
     return deps, generator
 
 
-def test_graph_shape_matches_snapshot(tmp_path: Path) -> None:
-    deps, _ = _deps(tmp_path, [PREDICTION])
-    drawing = build_graph(deps).get_graph().draw_mermaid()
+def test_graph_shape_matches_snapshot() -> None:
+    drawing = build_graph().get_graph().draw_mermaid()
     body = drawing.split("graph TD;", 1)[1].split("\tclassDef", 1)[0].rstrip()
     assert "graph TD;" + body == EXPECTED_MERMAID
 
@@ -107,7 +103,7 @@ def test_graph_shape_matches_snapshot(tmp_path: Path) -> None:
 def test_loop_runs_to_convergence_with_scripted_vlm(tmp_path: Path) -> None:
     # predict, 2 critiques (loop 1, inconsistent), rewrite, 2 critiques (loop 2, consistent)
     deps, generator = _deps(tmp_path, [PREDICTION, CRITIQUE_BAD, CRITIQUE_BAD, REWRITE, CRITIQUE_OK])
-    final = build_graph(deps).invoke({"take1_id": 1})
+    final = run_loop(deps)
     assert final["loop_index"] == 2
     assert final["stop_reason"].startswith("converged")
     assert [a["prompt"] for a in final["attempts"]] == ["A red ball falls."] * 2 + [
@@ -122,14 +118,14 @@ def test_malformed_reply_is_retried_on_the_node(tmp_path: Path) -> None:
     # The reasoner's one repair turn gets "{still not json"; then the node's retry policy asks afresh.
     replies = [PREDICTION, "{not json", "{still not json", "```json\n" + CRITIQUE_OK + "\n```"]
     deps, _ = _deps(tmp_path, replies, seeds=1)
-    final = build_graph(deps).invoke({"take1_id": 1})
+    final = run_loop(deps)
     (record,) = final["critiques"]
     assert not record["failed"] and record["verdict"] == "consistent"
 
 
 def test_refusals_become_a_failed_critique_and_the_run_goes_on(tmp_path: Path) -> None:
     deps, _ = _deps(tmp_path, [PREDICTION, "I'm sorry, I can't help with that."], loops=1, seeds=1)
-    final = build_graph(deps).invoke({"take1_id": 1})
+    final = run_loop(deps)
     (record,) = final["critiques"]
     assert record["failed"]
     saved = json.loads(Path(record["path"]).read_text())
@@ -155,7 +151,7 @@ def test_a_failed_prediction_falls_back_to_the_description_and_the_run_goes_on(
     # Three predict attempts (the node's retry policy), each with its repair turn for a reply that does not
     # parse, all fail; then the loop runs from the fallback prompt.
     deps, generator = _deps(tmp_path, [*first_replies, CRITIQUE_OK], loops=2, seeds=2)
-    final = build_graph(deps).invoke({"take1_id": 1})
+    final = run_loop(deps)
     fallback = PromptSet("default").render("fallback", description="A red ball is dropped.", mode="v2v")
     assert fallback.startswith("A red ball is dropped.")
     assert final["prompt_history"] == [fallback]
@@ -187,10 +183,10 @@ class FailingGenerator:
 
 def test_a_loop_whose_generations_all_fail_ends_with_a_recorded_stop_reason(tmp_path: Path) -> None:
     deps, _ = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], loops=3, seeds=2)
-    deps.generator = failing = FailingGenerator()
+    failing = FailingGenerator()
     events: list[dict] = []
-    deps.trace = events.append
-    final = build_graph(deps).invoke({"take1_id": 1})
+    deps = replace(deps, generators=LocalGeneratorPool.of(failing), trace=events.append)
+    final = run_loop(deps)
     assert failing.calls == 2  # one loop: nothing to critique or rewrite from, so no second loop
     assert (
         final["stop_reason"] == "failed: all 2 generation(s) of loop 1 failed (failing: cannot make 6 frames)"
@@ -227,8 +223,10 @@ def test_a_tie_on_the_critique_goes_to_the_continuation_that_keeps_the_prefix_mo
         "A red ball rolls right.", "v2v", 8.0, 6, _ball_frames([10 + 3.0 * i for i in range(4)])
     )
     deps, _ = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], loops=1, seeds=2)
-    deps.scene, deps.generator = (lambda _id: scene), BallGenerator()
-    final = build_graph(deps).invoke({"take1_id": 1})
+    deps = replace(
+        deps, scenes=OneScene(scene, tmp_path / "scenario"), generators=LocalGeneratorPool.of(BallGenerator())
+    )
+    final = run_loop(deps)
     honest = final["honest"]
     assert (honest["loop"], honest["seed"], honest["tied_on_critique"]) == (1, 1, 2)
     gaps = honest["switch_velocity_gap_px_s"]
@@ -238,9 +236,9 @@ def test_a_tie_on_the_critique_goes_to_the_continuation_that_keeps_the_prefix_mo
 
 def test_generation_is_content_addressed_and_reused(tmp_path: Path) -> None:
     deps, generator = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], seeds=2)
-    build_graph(deps).invoke({"take1_id": 1})
+    run_loop(deps)
     deps2, generator2 = _deps(tmp_path, [PREDICTION, CRITIQUE_OK], seeds=2)
-    build_graph(deps2).invoke({"take1_id": 1})
+    run_loop(deps2)
     assert len(generator.calls) == 2 and generator2.calls == []
     assert len(list((tmp_path / "scenario" / "attempts").glob("*.mp4"))) == 2
 

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.graph import GraphDeps, build_graph
 from agent.prompting import PromptSet
 from agent.reasoning import VLMReasoner, make_scene
 from agent.refine import run_refinement
@@ -19,6 +18,7 @@ from agent.vlm.base import Message, VLMError, VLMReply
 from agent.vlm.scripted import ScriptedVLM
 from generators.base import GeneratedVideo, GenerationRequest
 from tests.datasets import build_tiny_dataset
+from tests.loop_fixtures import loop_context, run_loop
 
 PREDICTION = json.dumps({"prompt": "A red ball falls."})
 CRITIQUE_OK = json.dumps({"verdict": "consistent", "score": 0.9})
@@ -65,17 +65,17 @@ def _run(
     prefix = np.full((4, 16, 16, 3), 120, np.uint8)
     scene = make_scene("A red ball is dropped.", "v2v", 8.0, 6, prefix)
     vlm = JudgeVLM(rule)
-    deps = GraphDeps(
-        reasoner=VLMReasoner(vlm, PromptSet("default")),
-        generator=SeedBrightnessGenerator(),
-        generator_id="fake",
-        scene=lambda _id: scene,
-        scenario_dir=lambda _id: tmp_path / "scenario",
+    reasoner = VLMReasoner(vlm, PromptSet("default"))
+    context = loop_context(
+        reasoner,
+        SeedBrightnessGenerator(),
+        scene,
+        tmp_path / "scenario",
         n_seeds=seeds,
         max_loops=1,
         selector=selector,
     )
-    return build_graph(deps).invoke({"take1_id": 1}), vlm
+    return run_loop(context), vlm
 
 
 def test_judge_overrides_a_critic_tie(tmp_path: Path) -> None:

@@ -275,7 +275,26 @@ def register(app: typer.Typer) -> None:
         ] = None,
         model: Annotated[str | None, typer.Option("--model", help="Generator model id or path.")] = None,
         dtype: Annotated[str | None, typer.Option("--dtype", help="Generator dtype.")] = None,
-        device: Annotated[str | None, typer.Option("--device", help="Generator device.")] = None,
+        device: Annotated[
+            str | None,
+            typer.Option(
+                "--device",
+                help="Generator device(s): one generator instance per device, e.g. cuda:0,cuda:1; each "
+                "instance serves one generation at a time (a diffusers pipeline cannot overlap calls).",
+            ),
+        ] = None,
+        devices: Annotated[
+            int | None,
+            typer.Option("--devices", help="Use N GPUs (cuda:0..N-1), one generator instance each."),
+        ] = None,
+        generator_workers: Annotated[
+            int | None,
+            typer.Option(
+                "--generator-workers",
+                help="Generator instances (default: one per device); a generator safe for concurrent calls "
+                "(physics-prior, folder, command) shares one instance between this many calls.",
+            ),
+        ] = None,
         vlm_model: Annotated[str | None, typer.Option("--vlm-model", help="VLM model name.")] = None,
         base_url: Annotated[str | None, typer.Option("--base-url", help="VLM API base URL.")] = None,
         generator_opt: Annotated[
@@ -328,14 +347,19 @@ def register(app: typer.Typer) -> None:
             "max_cost_usd": max_cost_usd,
             "time_limit": time_limit,
             "jobs": jobs,
+            "generator_workers": generator_workers,
             "selector": selector,
             "grounding": False if no_grounding else None,
             "score": False if no_score else None,
         }
         cli = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items() if v is not None}
-        gen_opts = {
-            k: v for k, v in {"model": model, "dtype": dtype, "device": device}.items() if v is not None
-        }
+        if device is not None and devices is not None:
+            raise typer.BadParameter(
+                "give either --device A,B,... or --devices N, not both", param_hint="--devices"
+            )
+        if device is not None or devices is not None:
+            cli["devices"] = device if device is not None else devices
+        gen_opts = {k: v for k, v in {"model": model, "dtype": dtype}.items() if v is not None}
         gen_opts.update(_pairs(generator_opt, "--generator-opt"))
         vlm_opts = {k: v for k, v in {"model": vlm_model, "base_url": base_url}.items() if v is not None}
         vlm_opts.update(_pairs(vlm_opt, "--vlm-opt"))
