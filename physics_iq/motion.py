@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 
 import cv2
@@ -618,7 +619,7 @@ def _candidates(
             bits = np.isin(comp, [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= 3])
             bits[int(max(0, min(floor_y, height))) + 1 :] = False
             joined = cv2.dilate(bits.astype(np.uint8), np.ones((7, 7), np.uint8))
-            n, clusters, cstats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+            n, clusters, _cstats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
             if n > 1:
                 best = 1 + int(np.argmax([(bits & (clusters == k)).sum() for k in range(1, n)]))
                 cluster = bits & (clusters == best)
@@ -772,17 +773,20 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
 
 
 def _complete(region: np.ndarray, names: np.ndarray, taken: np.ndarray, floor_y: float) -> np.ndarray:
-    """A moving region grown into the connected region of its colour word and its shading neighbours around
-    it (not the backdrop's colours), when that stays compact (at most 40 times the area, within three times its
+    """A hollow moving region (a ring or a crescent: less than 55 % of its bounding box) grown into the
+    connected region of its colour word and its shading neighbours around it (not the backdrop's colours),
+    when that stays compact (at most 40 times the area, within three times its
     size, above the floor, a round or box shape): the whole object, not only the part that changed."""
     ys, xs = np.nonzero(region)
+    if region.sum() >= 0.55 * (np.ptp(xs) + 1) * (np.ptp(ys) + 1):
+        return region  # already a solid shape: the object moved as a whole
     colour = COLOURS[int(np.bincount(names[region].ravel()).argmax())]
     share = np.bincount(names.ravel(), minlength=len(COLOURS)) / names.size
     family = [c for c in {colour} | set(COLOUR_NEIGHBOURS.get(colour, ())) if share[COLOURS.index(c)] < 0.2]
     same = np.isin(names, [COLOURS.index(c) for c in family]) & ~taken
     same[int(max(0, min(floor_y, names.shape[0]))) + 1 :] = False
     same = cv2.morphologyEx(same.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
-    count, comp = cv2.connectedComponents((same | region).astype(np.uint8), connectivity=8)
+    _count, comp = cv2.connectedComponents((same | region).astype(np.uint8), connectivity=8)
     ids = np.unique(comp[region])
     grown = np.isin(comp, ids[ids > 0])
     gy, gx = np.nonzero(grown)
@@ -807,7 +811,7 @@ def _merge_fluids(objects: list[Blob], named: list[Mention], labels: np.ndarray)
             labels[labels == other.label] = keep.label
             objects.remove(other)
         ys, xs = np.nonzero(labels == keep.label)
-        keep.x, keep.y, keep.area = float(xs.mean()), float(ys.mean()), int(len(xs))
+        keep.x, keep.y, keep.area = float(xs.mean()), float(ys.mean()), len(xs)
         keep.bbox = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
         keep.shape, keep.mention, keep.fitted_radius = mention.shape, index, None
 
@@ -876,6 +880,30 @@ def _name_objects(objects: list[Blob], named: list[Mention], width: int) -> None
         for k, blob in enumerate(ordered):
             ordinal = ordinals[k] if k < len(ordinals) else f"number {k + 1}"
             blob.name = f"the {ordinal} {colour} {noun} from the left"
+
+
+def refers(sentence: str, blob: Blob) -> bool:
+    """Whether a sentence names this object: its noun (any number) with its colour word or a synonym (or no
+    colour word at all), and its place when its name has one and the sentence gives a place.
+
+    >>> ball = Blob(10, 10, 80, "grey", (5, 5, 10, 10), 1, "round", "ball", "the grey ball on the left")
+    >>> refers("The silver ball on the left falls.", ball), refers("The red ball falls.", ball)
+    (True, False)
+    >>> refers("The grey ball on the right falls.", ball), refers("Both balls fall.", ball)
+    (False, True)
+    """
+    low = sentence.lower()
+    nouns = {blob.noun, SINGULAR.get(blob.noun, blob.noun)}
+    if not any(re.search(rf"\b{re.escape(n)}(?:e?s)?\b", low) for n in nouns):
+        return False
+    said = {colour_word(w) for w in words(low)} - {None}
+    if said and blob.colour not in said:
+        return False
+    for place in ("on the left", "on the right"):
+        other = "on the right" if place == "on the left" else "on the left"
+        if place in blob.name and other in low and place not in low:
+            return False
+    return True
 
 
 def detect_objects(frame: np.ndarray, text: str = "") -> tuple[list[Blob], np.ndarray]:
@@ -1014,7 +1042,9 @@ def track_objects(
             velocity = step
             last = position
             misses = 0
-        tracks.append(Track(name=track_name(index, blob), colour=blob.colour, xy=xy, radius=blob.radius))
+        # The track's radius is what reaches down to a support: half the height of a block.
+        reach_down = blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0
+        tracks.append(Track(name=track_name(index, blob), colour=blob.colour, xy=xy, radius=reach_down))
     return tracks
 
 
