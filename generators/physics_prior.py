@@ -614,7 +614,14 @@ class PhysicsPriorGenerator:
         said = read_prompt(request.prompt, objects)
         expectations = request.context.get("expectations") if request.context else None
         measured = prefix_velocities(request.prefix, perception, request.fps) if request.mode == "v2v" else {}
-        floor_y, support = perception.floor_y, perception.support
+        floor_y, support = perception.floor_y, perception.support.copy()
+        for k, (vx, vy) in measured.items():
+            # Rolling or sliding along something: that something is under its whole footprint (the object
+            # itself hides it, so the background cannot say where the edge is).
+            blob = objects[k]
+            if abs(vx) > 8 and abs(vy) < 0.5 * abs(vx) + 10:
+                a, b = max(0, round(blob.x - blob.radius)), min(width, round(blob.x + blob.radius) + 1)
+                support[a:b] = np.minimum(support[a:b], blob.bottom + 1)
         # Gravity in pixels: 9.81 m/s² at the scale the objects' sizes imply, uncertain by the scale prior.
         px_per_m = scale_px_per_m(objects) or height / 1.2  # no known object: a table-top scene ~1.2 m high
         low, high = self.scale_range

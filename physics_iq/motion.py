@@ -973,6 +973,38 @@ def _template(frame: np.ndarray, mask: np.ndarray, blob: Blob, background: np.nd
     return _Template(pixels, sub, xa - blob.x, ya - blob.y, max(vanish, 3 * 12.0**2))
 
 
+def _match(
+    frame: np.ndarray,
+    templ: _Template,
+    mask3: np.ndarray,
+    n_mask: float,
+    predicted: np.ndarray,
+    reach: float,
+    accept: float = 0.35,
+) -> np.ndarray | None:
+    """Where the template matches best within ``reach`` of ``predicted`` (centroid px), or ``None`` when the
+    best masked squared difference is above ``accept`` times the cost of the object having vanished."""
+    height, width = frame.shape[:2]
+    h, w = templ.mask.shape
+    cx, cy = predicted + np.array([templ.dx, templ.dy])
+    xa = int(max(0, math.floor(cx - reach)))
+    ya = int(max(0, math.floor(cy - reach)))
+    xb = int(min(width, math.ceil(cx + w + reach)))
+    yb = int(min(height, math.ceil(cy + h + reach)))
+    if xb - xa < w or yb - ya < h:
+        return None
+    window = frame[ya:yb, xa:xb].astype(np.float32)
+    cost = cv2.matchTemplate(window, templ.pixels, cv2.TM_SQDIFF, mask=mask3) / n_mask
+    oy, ox = np.mgrid[0 : cost.shape[0], 0 : cost.shape[1]]
+    dist2 = (xa + ox - cx) ** 2 + (ya + oy - cy) ** 2
+    # The motion prior: a match far from the prediction must be clearly better to win.
+    total = cost * (1.0 + dist2 / (reach * reach))
+    my, mx = divmod(int(np.argmin(total)), cost.shape[1])
+    if cost[my, mx] > accept * templ.vanish_cost:
+        return None
+    return np.array([xa + mx - templ.dx, ya + my - templ.dy])
+
+
 def track_objects(
     frames: np.ndarray,
     reference: list[Blob] | None = None,
@@ -1008,7 +1040,6 @@ def track_objects(
         templ = _template(frames[0], mask, blob, background)
         xy = np.full((len(frames), 2), np.nan)
         xy[0] = (blob.x, blob.y)
-        h, w = templ.mask.shape
         mask3 = np.repeat(templ.mask[..., None], 3, axis=2)
         n_mask = max(float(templ.mask.sum()), 1.0)
         last = np.array([blob.x, blob.y])
@@ -1016,30 +1047,19 @@ def track_objects(
         misses = 0
         for t in range(1, len(frames)):
             predicted = last + velocity * (1 + misses)
-            reach = 3 * blob.radius + 0.5 * float(np.hypot(*velocity)) + 12.0 + 10.0 * misses
-            cx, cy = predicted + np.array([templ.dx, templ.dy])
-            xa = int(max(0, math.floor(cx - reach)))
-            ya = int(max(0, math.floor(cy - reach)))
-            xb = int(min(width, math.ceil(cx + w + reach)))
-            yb = int(min(height, math.ceil(cy + h + reach)))
-            if xb - xa < w or yb - ya < h:
+            # A bounce reverses the velocity: the window reaches a little beyond twice a frame's travel.
+            reach = 3 * blob.radius + 1.2 * float(np.hypot(*velocity)) + 12.0 + 10.0 * misses
+            found_at = _match(frames[t], templ, mask3, n_mask, predicted, reach)
+            if found_at is None:
+                # Lost near the prediction (a collision, a fast fall): look in the whole frame, where only a
+                # clearly good match counts.
+                found_at = _match(frames[t], templ, mask3, n_mask, predicted, float(max(width, height)), 0.2)
+            if found_at is None:
                 misses += 1
                 continue
-            window = frames[t, ya:yb, xa:xb].astype(np.float32)
-            cost = cv2.matchTemplate(window, templ.pixels, cv2.TM_SQDIFF, mask=mask3) / n_mask
-            oy, ox = np.mgrid[0 : cost.shape[0], 0 : cost.shape[1]]
-            dist2 = (xa + ox - cx) ** 2 + (ya + oy - cy) ** 2
-            # The motion prior: a match far from the prediction must be clearly better to win.
-            total = cost * (1.0 + dist2 / (reach * reach))
-            k = int(np.argmin(total))
-            my, mx = divmod(k, cost.shape[1])
-            if cost[my, mx] > 0.35 * templ.vanish_cost:
-                misses += 1
-                continue
-            position = np.array([xa + mx - templ.dx, ya + my - templ.dy])
+            position = found_at
             xy[t] = position
-            step = (position - last) / (1 + misses)
-            velocity = step
+            velocity = (position - last) / (1 + misses)
             last = position
             misses = 0
         # The track's radius is what reaches down to a support: half the height of a block.
