@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agent.budget import MeteredVLM, UsageMeter
+from agent.budget import BackendGate, MeteredVLM, UsageMeter
 from agent.prompting import PromptSet
 from agent.reasoning import Reasoner
 from agent.runs import RunConfig
@@ -36,6 +36,7 @@ def build_reasoner(
     prompts: PromptSet,
     meter: UsageMeter | None = None,
     trace: Callable[[dict[str, Any]], None] | None = None,
+    gate: BackendGate | None = None,
 ) -> Reasoner:
     """``offline`` -> the motion-grounded critic; any other name -> ``VLMS`` backend through templates.
 
@@ -51,8 +52,19 @@ def build_reasoner(
 
     vlm = VLMS.resolve(config.vlm)(**parse_options(config.vlm_options))
     if meter is not None:
-        vlm = MeteredVLM(vlm, meter, trace)
+        vlm = MeteredVLM(vlm, meter, trace, gate)
     return VLMReasoner(vlm, prompts, grounding=config.grounding)
+
+
+def check_reasoner(reasoner: Reasoner) -> str:
+    """Before anything is generated: ask the reasoner's VLM backend (when it has a check) whether it can work.
+
+    Raises:
+        agent.vlm.base.VLMError: The endpoint, the key or the model is wrong (one line naming the option).
+    """
+    vlm = getattr(reasoner, "vlm", None)
+    check = getattr(vlm, "check", None)
+    return str(check()) if check is not None else "nothing to check"
 
 
 def generator_id(config: RunConfig) -> str:
@@ -61,4 +73,4 @@ def generator_id(config: RunConfig) -> str:
     return json.dumps([config.generator, config.generator_options], sort_keys=True)
 
 
-__all__ = ["build_reasoner", "generator_id", "parse_options"]
+__all__ = ["build_reasoner", "check_reasoner", "generator_id", "parse_options"]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.vlm.base import VLM, Message, VLMReply
+from agent.vlm.base import VLM, Message, VLMReply, VLMUnavailable
 
 #: Rough tokens per image when a backend does not report usage (a 512 px tile in common VLM APIs).
 IMAGE_TOKENS_ESTIMATE = 256
@@ -168,6 +168,47 @@ def call_event(
     }
 
 
+class BackendDown(RuntimeError):
+    """The VLM backend became unusable during the run (refused credentials, or several consecutive
+    connection failures): the run stops like a budget stop and resumes when rerun. Not retried."""
+
+
+class BackendGate:
+    """Trips when the VLM backend is unusable: at once on an auth error, or after ``max_failures`` consecutive
+    connection failures (a reply of any kind resets the count). Thread-safe; once tripped it stays tripped.
+
+    >>> from agent.vlm.base import VLMUnavailable
+    >>> gate = BackendGate(max_failures=2)
+    >>> gate.failure(VLMUnavailable("down", "connection", "http://h/v1")), gate.reason
+    (False, '')
+    >>> gate.failure(VLMUnavailable("down", "connection", "http://h/v1")), gate.reason
+    (True, 'backend: http://h/v1: 2 consecutive connection failures (down)')
+    """
+
+    def __init__(self, max_failures: int = 3) -> None:
+        self.max_failures = max_failures
+        self.reason = ""
+        self._consecutive = 0
+        self._lock = threading.Lock()
+
+    def success(self) -> None:
+        with self._lock:
+            self._consecutive = 0
+
+    def failure(self, error: VLMUnavailable) -> bool:
+        """Count a failure; ``True`` when the gate is (now) tripped."""
+        with self._lock:
+            if self.reason:
+                return True
+            if error.kind == "auth":
+                self.reason = f"backend: {error.endpoint}: credentials refused ({error})"
+            else:
+                self._consecutive += 1
+                if self._consecutive >= self.max_failures:
+                    self.reason = f"backend: {error.endpoint}: {self._consecutive} consecutive connection failures ({error})"
+            return bool(self.reason)
+
+
 class MeteredVLM:
     """A :class:`VLM` that reports every reply to a :class:`UsageMeter` (the agent never sees the difference).
 
@@ -179,16 +220,38 @@ class MeteredVLM:
     """
 
     def __init__(
-        self, vlm: VLM, meter: UsageMeter, trace: Callable[[dict[str, Any]], None] | None = None
+        self,
+        vlm: VLM,
+        meter: UsageMeter,
+        trace: Callable[[dict[str, Any]], None] | None = None,
+        gate: BackendGate | None = None,
     ) -> None:
         self.vlm = vlm
         self.meter = meter
         self.trace = trace
+        self.gate = gate or BackendGate()
         self.name = getattr(vlm, "name", type(vlm).__name__)
 
+    def check(self) -> str:
+        """The backend's own pre-run check, when it has one."""
+        check = getattr(self.vlm, "check", None)
+        return str(check()) if check is not None else "no check for this backend"
+
     def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
-        """Forward to the wrapped backend, count the reply and trace the call."""
-        reply = self.vlm.chat(messages, json_schema=json_schema)
+        """Forward to the wrapped backend, count the reply and trace the call.
+
+        Raises:
+            BackendDown: The gate tripped (now or earlier): the backend is not asked at all.
+        """
+        if self.gate.reason:
+            raise BackendDown(self.gate.reason)
+        try:
+            reply = self.vlm.chat(messages, json_schema=json_schema)
+        except VLMUnavailable as exc:
+            if self.gate.failure(exc):
+                raise BackendDown(self.gate.reason) from exc
+            raise
+        self.gate.success()
         counted = self.meter.add(reply, messages)
         if self.trace is not None:
             self.trace(call_event(reply, messages, counted, json_schema))
@@ -204,10 +267,17 @@ class Budget:
         clock: Monotonic clock (injectable for tests).
     """
 
-    def __init__(self, limits: RunLimits, meter: UsageMeter, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: RunLimits,
+        meter: UsageMeter,
+        clock: Any = time.monotonic,
+        gate: BackendGate | None = None,
+    ) -> None:
         self.limits = limits
         self.meter = meter
         self.clock = clock
+        self.gate = gate
         self.started = clock()
 
     def elapsed(self) -> float:
@@ -216,6 +286,8 @@ class Budget:
 
     def exhausted(self) -> str:
         """The reason to stop now, or ``""``."""
+        if self.gate is not None and self.gate.reason:
+            return self.gate.reason
         usage = self.meter.snapshot()
         limits = self.limits
         if limits.max_vlm_tokens is not None and usage["tokens"] >= limits.max_vlm_tokens:
@@ -229,4 +301,4 @@ class Budget:
         return ""
 
 
-__all__ = ["Budget", "MeteredVLM", "RunLimits", "UsageMeter", "call_event"]
+__all__ = ["BackendDown", "BackendGate", "Budget", "MeteredVLM", "RunLimits", "UsageMeter", "call_event"]

@@ -36,15 +36,15 @@ from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command, RetryPolicy, Send
+from langgraph.types import Command, RetryPolicy, Send, interrupt
 
-from agent.budget import scenario_scope
+from agent.budget import BackendDown, scenario_scope
 from agent.pool import GeneratorPool
-from agent.reasoning import Reasoner, Scene, fallback_prediction
-from agent.schemas import Critique, Judgement, ReplyParseError
+from agent.reasoning import Reasoner, RewriteContext, Scene, fallback_prediction
+from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite
 from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
-from agent.vlm.base import VLMError
+from agent.vlm.base import VLMError, VLMUnavailable
 from generators.base import GenerationError, GenerationRequest
 from physics_iq.motion import switch_velocity_gap
 from physics_iq.video import read_video, write_video
@@ -117,10 +117,13 @@ class LoopContext:
 Rt = Runtime[LoopContext]
 
 
-def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int) -> str:
-    """Content hash naming an attempt: same inputs, same file."""
+def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int, negative_prompt: str = "") -> str:
+    """Content hash naming an attempt: same inputs, same file (a negative prompt, when there is one, counts)."""
     digest = hashlib.sha256()
-    for part in (generator_id, scene.mode, f"{scene.fps:g}", str(scene.num_frames), str(seed), prompt):
+    parts = [generator_id, scene.mode, f"{scene.fps:g}", str(scene.num_frames), str(seed), prompt]
+    if negative_prompt:
+        parts.append("negative:" + negative_prompt)
+    for part in parts:
         digest.update(part.encode())
         digest.update(b"\0")
     digest.update(hashlib.sha256(np.ascontiguousarray(scene.prefix[-1]).tobytes()).digest())
@@ -172,7 +175,11 @@ def send_generate(state: LoopState, runtime: Rt) -> list[Send]:
         Send(
             "generate",
             GenerateTask(
-                take1_id=state["take1_id"], loop_index=loop, prompt=state["prompt"], seed=settings.seed + k
+                take1_id=state["take1_id"],
+                loop_index=loop,
+                prompt=state["prompt"],
+                seed=settings.seed + k,
+                negative_prompt=state.get("negative_prompt", ""),
             ),
         )
         for k in range(settings.n_seeds)
@@ -182,9 +189,16 @@ def send_generate(state: LoopState, runtime: Rt) -> list[Send]:
 def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, float]:
     """The stop reason after the current loop's critiques (``""`` = go on) and this loop's best score.
 
+    Converged means every attempt of the loop was critiqued consistent without a severe violation: one lucky
+    seed is not convergence, the prompt must work whatever the seed.
+
     >>> rec = dict(loop=1, seed=0, attempt="a", path="p", verdict="consistent", score=0.9, severe=False, failed=False)
-    >>> decide_stop({"loop_index": 1, "critiques": [rec]}, max_loops=4, plateau=0.01)
-    ('converged: consistent verdict without severe violations', 0.9)
+    >>> att = dict(loop=1, seed=0, prompt="p", path="a", error="")
+    >>> decide_stop({"loop_index": 1, "critiques": [rec], "attempts": [att]}, max_loops=4, plateau=0.01)
+    ('converged: all 1 attempt(s) of loop 1 consistent without severe violations', 0.9)
+    >>> other = dict(rec, seed=1, attempt="b", verdict="inconsistent", score=0.4)
+    >>> decide_stop({"loop_index": 1, "critiques": [rec, other], "attempts": [att, dict(att, seed=1)]}, 4, 0.01)
+    ('', 0.9)
     >>> decide_stop({"loop_index": 4, "critiques": [dict(rec, loop=4, verdict="inconsistent")]}, 4, 0.01)
     ('max_loops: 4 loop(s) done', 0.9)
     >>> failed = dict(loop=1, seed=0, prompt="p", path="", error="gen: out of memory")
@@ -203,8 +217,13 @@ def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, 
             f"failed: all {len(attempts)} generation(s) of loop {loop} failed ({attempts[0]['error']})",
             score,
         )
-    if best is not None and best["verdict"] == "consistent" and not best["severe"]:
-        return "converged: consistent verdict without severe violations", score
+    usable = [r for r in records if not r["failed"]]
+    expected = max(len(attempts), 1)
+    if len(usable) >= expected and all(r["verdict"] == "consistent" and not r["severe"] for r in usable):
+        return (
+            f"converged: all {len(usable)} attempt(s) of loop {loop} consistent without severe violations",
+            score,
+        )
     if loop >= max_loops:
         return f"max_loops: {max_loops} loop(s) done", score
     if best is None and records:
@@ -219,10 +238,20 @@ def predict(state: LoopState, runtime: Rt) -> dict[str, Any]:
     ctx = runtime.context
     take1_id = state["take1_id"]
     scene = ctx.scenes.scene(take1_id)
-    prediction = ctx.reasoner.predict(scene)
-    write_json(ctx.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json", prediction.model_dump())
-    ctx.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
-    return {"loop_index": 1, "prompt": prediction.prompt, "prompt_history": [prediction.prompt]}
+    saved = ctx.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json"
+    if saved.is_file():  # a run killed after the reply and before the step's checkpoint: do not pay twice
+        prediction = Prediction.model_validate_json(saved.read_text(encoding="utf-8"))
+        ctx.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt, reused=True)
+    else:
+        prediction = ctx.reasoner.predict(scene)
+        write_json(saved, prediction.model_dump())
+        ctx.emit(node="predict", take1_id=take1_id, prompt=prediction.prompt)
+    return {
+        "loop_index": 1,
+        "prompt": prediction.prompt,
+        "negative_prompt": prediction.negative_prompt,
+        "prompt_history": [prediction.prompt],
+    }
 
 
 def predict_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["generate"]]:
@@ -255,9 +284,10 @@ def predict_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[L
 def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
     ctx = runtime.context
     take1_id, loop, prompt, seed = task["take1_id"], task["loop_index"], task["prompt"], task["seed"]
+    negative = task.get("negative_prompt", "")
     scene = ctx.scenes.scene(take1_id)
     folder = ctx.scenes.scenario_dir(take1_id)
-    key = attempt_key(ctx.generator_id, scene, prompt, seed)
+    key = attempt_key(ctx.generator_id, scene, prompt, seed, negative)
     path = folder / "attempts" / f"{key}.mp4"
     error = ""
     if path.is_file():
@@ -270,11 +300,15 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
             seed=seed,
             num_frames=scene.num_frames,
             mode="v2v" if scene.mode == "v2v" else "i2v",
+            negative_prompt=negative,
             context=ctx.scenes.context(take1_id),
         )
         try:
             video = ctx.generators.generate(request, label=f"#{take1_id} loop {loop} seed {seed}")
-            write_json(path.with_suffix(".json"), {"prompt": prompt, "seed": seed, **dict(video.metadata)})
+            record = {"prompt": prompt, "seed": seed, **dict(video.metadata)}
+            if negative:
+                record["negative_prompt"] = negative
+            write_json(path.with_suffix(".json"), record)
             write_video(path, video.frames, scene.fps)
         except GenerationError as exc:  # adapters raise it for anything that makes a request impossible
             error = str(exc)
@@ -320,14 +354,13 @@ def critique_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[
     take1_id, loop = state["take1_id"], int(state["loop_index"])
     done = {c["attempt"] for c in loop_critiques(state, loop)}
     records = []
+    reason = f"{type(error.error).__name__}: {error.error}"
+    raw = error.error.raw if isinstance(error.error, ReplyParseError) else ""
     for attempt in loop_attempts(state, loop):
         if attempt["path"] and attempt["path"] not in done:
-            failed = Critique.failure(f"{type(error.error).__name__}: {error.error}")
-            if isinstance(error.error, ReplyParseError):
-                failed = failed.model_copy(update={"observations": error.error.raw[:2000]})
             out = Path(attempt["path"]).with_suffix(f".critique-{loop}.failed.json")
-            write_json(out, failed.model_dump())
-            records.append(_record(attempt, out, failed))
+            write_json(out, {"failed": True, "error": reason[:2000], "raw": raw[:2000]})
+            records.append(_record(attempt, out, None))
     ctx.emit(node="critique", take1_id=take1_id, loop=loop, failed=True, error=str(error.error)[:300])
     return Command(update={"critiques": records}, goto="converge")
 
@@ -345,16 +378,30 @@ def converge(state: LoopState, runtime: Rt) -> dict[str, Any]:
 
 # -- 5. rewrite: a new prompt from the loop's best-scored critique --------------------------------------------
 def rewrite(state: LoopState, runtime: Rt) -> dict[str, Any]:
+    """A new prompt from everything the loop showed: every seed's critique (pooled: a violation all seeds
+    show is a prompt problem, one seed's is noise) and the prompts tried before."""
     ctx = runtime.context
     take1_id, loop = state["take1_id"], int(state["loop_index"])
-    best = best_critique(loop_critiques(state, loop))
-    if best is None:
+    ranked = rank_critiques(loop_critiques(state, loop))
+    if not ranked:
         return {"stop_reason": "failed: nothing to rewrite from"}
-    result = Critique.model_validate_json(Path(best["path"]).read_text(encoding="utf-8"))
-    attempt_prompt = next(a["prompt"] for a in loop_attempts(state, loop) if a["path"] == best["attempt"])
-    new = ctx.reasoner.rewrite(ctx.scenes.scene(take1_id), attempt_prompt, result, loop)
     folder = ctx.scenes.scenario_dir(take1_id) / f"loop_{loop + 1}"
-    write_json(folder / "rewrite.json", new.model_dump())
+    saved = folder / "rewrite.json"
+    if saved.is_file():  # killed after the reply and before the step's checkpoint: do not pay twice
+        new = Rewrite.model_validate_json(saved.read_text(encoding="utf-8"))
+    else:
+        context = RewriteContext(
+            loop_index=loop,
+            prompt=state["prompt"],
+            negative_prompt=state.get("negative_prompt", ""),
+            history=tuple(state.get("prompt_history", [])[:-1]),
+            critiques=tuple(
+                Critique.model_validate_json(Path(r["path"]).read_text(encoding="utf-8")) for r in ranked
+            ),
+            attempts=len(loop_attempts(state, loop)),
+        )
+        new = ctx.reasoner.rewrite(ctx.scenes.scene(take1_id), context)
+        write_json(saved, new.model_dump())
     similarity = difflib.SequenceMatcher(None, state["prompt"], new.prompt).ratio()
     ctx.emit(
         node="rewrite", take1_id=take1_id, loop=loop + 1, similarity=round(similarity, 4), prompt=new.prompt
@@ -367,8 +414,25 @@ def rewrite(state: LoopState, runtime: Rt) -> dict[str, Any]:
     return {
         "loop_index": loop + 1,
         "prompt": new.prompt,
+        "negative_prompt": new.negative_prompt,
         "prompt_history": [*state.get("prompt_history", []), new.prompt],
     }
+
+
+def rewrite_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["ensemble"]]:
+    """Retries ran out: keep the previous prompt, stop this scenario's loop with the reason recorded
+    (``loop_N/rewrite.failed.json``), and go on to the ensemble; other scenarios are not affected."""
+    ctx = runtime.context
+    take1_id, loop = state["take1_id"], int(state["loop_index"])
+    reason = f"{type(error.error).__name__}: {error.error}"
+    raw = error.error.raw if isinstance(error.error, ReplyParseError) else ""
+    folder = ctx.scenes.scenario_dir(take1_id) / f"loop_{loop + 1}"
+    write_json(folder / "rewrite.failed.json", {"failed": True, "error": reason[:2000], "raw": raw[:2000]})
+    ctx.emit(node="rewrite", take1_id=take1_id, loop=loop + 1, failed=True, error=reason[:300])
+    return Command(
+        update={"stop_reason": f"failed: the rewrite of loop {loop} could not be obtained ({reason[:300]})"},
+        goto="ensemble",
+    )
 
 
 # -- 6. ensemble: the honest pick never sees ground truth -----------------------------------------------------
@@ -478,17 +542,40 @@ def score(state: LoopState, runtime: Rt) -> dict[str, Any]:
     return {"scores": scores, "oracle": scores.get("oracle", {})}
 
 
+def retryable(error: Exception) -> bool:
+    """Worth asking again: a reply that did not parse, or a VLM error -- except refused credentials and a
+    backend the run has given up on (asking again cannot help; the run stops and resumes later).
+
+    >>> from agent.vlm.base import VLMUnavailable
+    >>> retryable(VLMError("HTTP 500")), retryable(VLMUnavailable("401", "auth", "u")), retryable(BackendDown("x"))
+    (True, False, False)
+    """
+    if isinstance(error, VLMUnavailable) and error.kind == "auth":
+        return False
+    return isinstance(error, ReplyParseError | VLMError)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def in_scenario(node: F) -> F:
-    """Run a VLM-calling node inside :func:`agent.budget.scenario_scope` of its state's scenario, so each
-    ``vlm_call`` trace event names the scenario that paid for it."""
+    """Wrap a VLM-calling node: its calls are attributed to its scenario (:func:`agent.budget.scenario_scope`,
+    so each ``vlm_call`` trace event names the scenario that paid for it), and a backend that went down
+    pauses the scenario's thread with a LangGraph ``interrupt`` instead of failing the node.
+
+    An interrupt is checkpointed and bypasses both the retry policy and the error handler, so nothing is
+    recorded as failed; the rerun resumes the thread (``Command(resume=...)``) and the node runs again from
+    its start. If the backend is still down, the next ``interrupt`` pauses it again.
+    """
 
     @functools.wraps(node)  # keeps the signature LangGraph reads to inject ``runtime`` and ``error``
     def run(state: LoopState, *args: Any, **kwargs: Any) -> Any:
         with scenario_scope(state["take1_id"]):
-            return node(state, *args, **kwargs)
+            while True:
+                try:
+                    return node(state, *args, **kwargs)
+                except BackendDown as down:
+                    interrupt({"backend_down": str(down)})  # returns only when a resume answered this one
 
     return cast(F, run)
 
@@ -499,7 +586,7 @@ def build_graph(checkpointer: Any = None) -> CompiledStateGraph[LoopState, LoopC
     Args:
         checkpointer: A LangGraph checkpointer (``SqliteSaver`` for runs; ``None`` in unit tests).
     """
-    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=(ReplyParseError, VLMError))
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.05, retry_on=retryable)
     builder = StateGraph(LoopState, context_schema=LoopContext)
     builder.add_node(
         "predict", in_scenario(predict), retry_policy=retry, error_handler=in_scenario(predict_failed)
@@ -509,7 +596,9 @@ def build_graph(checkpointer: Any = None) -> CompiledStateGraph[LoopState, LoopC
         "critique", in_scenario(critique), retry_policy=retry, error_handler=in_scenario(critique_failed)
     )
     builder.add_node("converge", converge)
-    builder.add_node("rewrite", in_scenario(rewrite), retry_policy=retry)
+    builder.add_node(
+        "rewrite", in_scenario(rewrite), retry_policy=retry, error_handler=in_scenario(rewrite_failed)
+    )
     builder.add_node(
         "ensemble", in_scenario(ensemble), retry_policy=retry, error_handler=in_scenario(ensemble_failed)
     )
@@ -525,15 +614,16 @@ def build_graph(checkpointer: Any = None) -> CompiledStateGraph[LoopState, LoopC
     return builder.compile(checkpointer=checkpointer)
 
 
-def _record(attempt: Attempt, path: Path, result: Critique) -> CritiqueRecord:
+def _record(attempt: Attempt, path: Path, result: Critique | None) -> CritiqueRecord:
+    """The state's record of a critique (``None``: it could not be obtained; ``path`` holds why)."""
     return CritiqueRecord(
         loop=attempt["loop"],
         seed=attempt["seed"],
         attempt=attempt["path"],
         path=str(path),
-        verdict=result.verdict,
-        score=float(result.score),
-        severe=bool(result.severe),
-        failed=bool(result.failed),
-        severities=[str(v.severity) for v in result.violations],
+        verdict=result.verdict if result is not None else "inconsistent",
+        score=float(result.score) if result is not None else 0.0,
+        severe=bool(result.severe) if result is not None else False,
+        failed=result is None,
+        severities=[str(v.severity) for v in result.violations] if result is not None else [],
     )

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.prompting import PromptSet
-from agent.reasoning import Scene
-from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation
+from agent.reasoning import RewriteContext, Scene
+from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation, generated_span
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
 from physics_iq.vocabulary import TYPICAL_SIZE_M, says
@@ -276,9 +276,9 @@ class OfflineReasoner:
         have_prefix = scene.mode == "v2v" and len(scene.prefix) >= 3
 
         def flag(first: int, last: int, obj: str, law: str, severity: Severity, detail: str) -> None:
-            violations.append(
-                Violation(frames=(first, last), object=obj, law=law, severity=severity, detail=detail)
-            )
+            # Track frame 0 is the switch frame: generated frame k is track frame k + 1.
+            when = generated_span(max(0, first - 1), max(0, last - 1), scene.fps)
+            violations.append(Violation(object=obj, law=law, severity=severity, when=when, detail=detail))
 
         g_expected = 9.81 * view.px_per_m if view.px_per_m else None
         for k, e in enumerate(view.expect):
@@ -545,8 +545,10 @@ class OfflineReasoner:
         )
 
     # 3. rewrite -------------------------------------------------------------------------------------------
-    def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite:
-        """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion."""
+    def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite:
+        """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion of
+        the loop's best critique."""
+        critique, prompt, loop_index = context.critiques[0], context.prompt, context.loop_index
         view = self.view(scene)
         description = scene.description.strip()
         body = prompt[len(description) :] if prompt.startswith(description) else prompt

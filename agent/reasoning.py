@@ -24,8 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.prompting import PromptSet
-from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply
+from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply, time_label
 from agent.vlm.base import VLM, Message
+from generators.base import DEFAULT_PROMPT_STYLE, PromptStyle
 from physics_iq import motion
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,69 @@ def make_scene(description: str, mode: str, fps: float, num_frames: int, prefix:
     return Scene(description, mode, fps, num_frames, prefix, motion.summarise(prefix, fps, reference=blobs))
 
 
+@dataclass(frozen=True)
+class RewriteContext:
+    """What a rewrite sees: the whole loop, not one critique.
+
+    Attributes:
+        loop_index: The loop just critiqued (1-based).
+        prompt: Its prompt.
+        negative_prompt: Its negative prompt (``""`` when the generator takes none).
+        history: The prompts of the loops before it, oldest first.
+        critiques: The usable critiques of the loop's attempts, best first (one per seed that has one).
+        attempts: Attempts made in the loop (a seed whose critique failed counts, its critique does not).
+    """
+
+    loop_index: int
+    prompt: str
+    negative_prompt: str = ""
+    history: tuple[str, ...] = ()
+    critiques: tuple[Critique, ...] = ()
+    attempts: int = 1
+
+
+def pooled_violations(critiques: Sequence[Critique]) -> list[dict[str, Any]]:
+    """Violations of all attempts grouped by object and law, most widespread first.
+
+    A violation every attempt shows is a problem of the prompt; one that a single seed shows is more likely
+    sampling noise. Each entry: ``object``, ``law``, ``severity`` (the worst seen), ``count`` (attempts
+    showing it), ``when`` and ``details`` (one per attempt showing it).
+
+    >>> from agent.schemas import Violation
+    >>> v = Violation(object="ball", law="gravity", severity="high", when="generated, t = +1.00 s")
+    >>> c = Critique(observations="o", expected_physics="e", violations=[v], verdict="inconsistent",
+    ...              score=0.2, suggested_changes=[])
+    >>> [(e["law"], e["count"]) for e in pooled_violations([c, c.model_copy(update={"violations": []})])]
+    [('gravity', 1)]
+    """
+    order = {"high": 0, "medium": 1, "low": 2}
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for critique in critiques:
+        seen: set[tuple[str, str]] = set()
+        for v in critique.violations:
+            key = (v.object.strip().lower(), v.law.strip().lower())
+            entry = groups.setdefault(
+                key,
+                {
+                    "object": v.object,
+                    "law": v.law,
+                    "severity": v.severity,
+                    "count": 0,
+                    "when": [],
+                    "details": [],
+                },
+            )
+            if order[v.severity] < order[entry["severity"]]:
+                entry["severity"] = v.severity
+            if key not in seen:
+                entry["count"] += 1
+                seen.add(key)
+            entry["when"].append(v.when)
+            if v.detail:
+                entry["details"].append(v.detail)
+    return sorted(groups.values(), key=lambda e: (-e["count"], order[e["severity"]]))
+
+
 class Reasoner(Protocol):
     """The three reasoning roles of the loop (and the prompt set they render)."""
 
@@ -85,7 +149,7 @@ class Reasoner(Protocol):
 
     def critique(self, scene: Scene, prompt: str, frames: np.ndarray) -> Critique: ...
 
-    def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite: ...
+    def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite: ...
 
 
 def fallback_prediction(prompts: PromptSet, scene: Scene, error: str) -> Prediction:
@@ -100,7 +164,12 @@ def fallback_prediction(prompts: PromptSet, scene: Scene, error: str) -> Predict
         error: Why the prediction failed (kept in ``physics``, so the record says it is a fallback).
     """
     prompt = prompts.render("fallback", description=scene.description, mode=scene.mode)
-    return Prediction(physics=f"fallback: prediction failed ({error[:300]})", prompt=prompt)
+    return Prediction(
+        objects=[],
+        physics=f"fallback: prediction failed ({error[:300]})",
+        expected_outcome="not predicted (fallback prompt from the description)",
+        prompt=prompt,
+    )
 
 
 def sample_frames(frames: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -115,26 +184,75 @@ def sample_frames(frames: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     return tuple(frames[i] for i in index)
 
 
+def prefix_views(scene: Scene, n: int) -> tuple[list[str], list[np.ndarray]]:
+    """Labels and frames of the prefix shown for a prediction: evenly over it, the switch frame last."""
+    count = len(scene.prefix)
+    index = sorted({round(float(x)) for x in np.linspace(0, count - 1, min(n, count))})
+    labels = [
+        time_label("switch frame", 0.0)
+        if i == count - 1
+        else time_label("prefix", (i - (count - 1)) / scene.fps)
+        for i in index
+    ]
+    return labels, [scene.prefix[i] for i in index]
+
+
+def attempt_views(
+    scene: Scene, frames: np.ndarray, n: int, role: str = "generated"
+) -> tuple[list[str], list[np.ndarray]]:
+    """Labels and frames of a continuation: the first frames densely (where continuity is judged), then
+    evenly to the end, the last frame always included."""
+    count = len(frames)
+    dense = list(range(min(3, count, n)))
+    rest = max(0, n - len(dense))
+    spread: list[float] = []
+    if rest and count > len(dense):
+        spread = [float(x) for x in np.linspace(dense[-1] + 1 if dense else 0, count - 1, rest)]
+    index = sorted(set(dense) | {round(x) for x in spread})
+    return [time_label(role, (i + 1) / scene.fps) for i in index], [frames[i] for i in index]
+
+
 class VLMReasoner:
     """Reasoning roles played by a vision-language model through the prompt set's templates.
+
+    Every image is labelled with its role and time ("prefix, t = -0.25 s", "switch frame, t = 0 s",
+    "generated, t = +0.50 s"), and the templates ask for frames by those labels.
 
     Args:
         vlm: Any :class:`VLM` backend.
         prompts: The prompt set.
         grounding: Give the model the tracker's motion summary as text (MASS-style grounding).
-        n_images: Frames shown per clip.
+        n_images: Generated frames shown per critique (plus up to three of the prefix); prefix frames shown
+            for a prediction.
+        style: What the driven generator reads best (prompt length, negative prompt).
     """
 
     neural = True
 
-    def __init__(self, vlm: VLM, prompts: PromptSet, grounding: bool = True, n_images: int = 4) -> None:
+    def __init__(
+        self,
+        vlm: VLM,
+        prompts: PromptSet,
+        grounding: bool = True,
+        n_images: int = 7,
+        style: PromptStyle = DEFAULT_PROMPT_STYLE,
+    ) -> None:
         self.vlm = vlm
         self.prompts = prompts
         self.grounding = grounding
         self.n_images = n_images
+        self.style = style
         self.name = f"vlm:{getattr(vlm, 'name', type(vlm).__name__)}"
 
-    def _ask(self, text: str, images: Sequence[np.ndarray], schema: type[Any]) -> Any:
+    def _style(self) -> dict[str, Any]:
+        return {
+            "words_min": self.style.words[0],
+            "words_max": self.style.words[1],
+            "negative_prompt": self.style.negative_prompt,
+            "model_note": self.style.note,
+        }
+
+    def _ask(self, text: str, labels: Sequence[str], images: Sequence[np.ndarray], schema: type[Any]) -> Any:
         messages = [Message("user", text, tuple(images))]
         json_schema = schema.model_json_schema()
         reply = self.vlm.chat(messages, json_schema=json_schema)
@@ -168,20 +286,31 @@ class VLMReasoner:
             raise ReplyParseError(schema.__name__, reason, again.raw) from error
 
     def predict(self, scene: Scene) -> Prediction:
-        images = sample_frames(scene.prefix, self.n_images)
+        labels, images = prefix_views(scene, self.n_images)
         text = self.prompts.render(
             "predict",
             description=scene.description,
             mode=scene.mode,
             n_images=len(images),
+            labels=labels,
             grounding=scene.prefix_motion.grounding_text("before the switch frame") if self.grounding else "",
+            **self._style(),
         )
-        result: Prediction = self._ask(text, images, Prediction)
+        result: Prediction = self._ask(text, labels, images, Prediction)
         return result
 
     def critique(self, scene: Scene, prompt: str, frames: np.ndarray) -> Critique:
-        prefix_images = sample_frames(scene.prefix, max(1, self.n_images // 2))
-        attempt_images = sample_frames(frames, self.n_images)
+        before = scene.prefix[-4:-1] if scene.mode == "v2v" else scene.prefix[:0]
+        offset = len(scene.prefix) - 1 - len(before)
+        prefix_labels = [
+            time_label("prefix", (i + offset - (len(scene.prefix) - 1)) / scene.fps)
+            for i in range(len(before))
+        ]
+        labels = [*prefix_labels, time_label("switch frame", 0.0)]
+        images = [*before, scene.prefix[-1]]
+        gen_labels, gen_images = attempt_views(scene, frames, self.n_images)
+        labels += gen_labels
+        images += gen_images
         grounding = ""
         if self.grounding:
             grounding = "\n".join(
@@ -194,36 +323,46 @@ class VLMReasoner:
             "critique",
             description=scene.description,
             prompt=prompt,
-            n_prefix_images=len(prefix_images),
-            n_attempt_images=len(attempt_images),
+            labels=labels,
             n_frames=len(frames),
+            seconds=f"{len(frames) / scene.fps:g}",
             fps=f"{scene.fps:g}",
             grounding=grounding,
         )
-        result: Critique = self._ask(text, prefix_images + attempt_images, Critique)
+        result: Critique = self._ask(text, labels, images, Critique)
         return result
 
-    def rewrite(self, scene: Scene, prompt: str, critique: Critique, loop_index: int) -> Rewrite:
+    def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite:
         text = self.prompts.render(
             "rewrite",
             description=scene.description,
-            prompt=prompt,
-            loop_index=loop_index,
-            violations=[v.model_dump() for v in critique.violations],
-            suggested_changes=critique.suggested_changes,
+            prompt=context.prompt,
+            current_negative_prompt=context.negative_prompt,
+            loop_index=context.loop_index,
+            history=list(context.history),
+            attempts=context.attempts,
+            critiqued=len(context.critiques),
+            violations=pooled_violations(context.critiques),
+            observations=[c.observations for c in context.critiques],
+            suggested_changes=list(dict.fromkeys(x for c in context.critiques for x in c.suggested_changes)),
+            **self._style(),
         )
-        result: Rewrite = self._ask(text, (), Rewrite)
+        result: Rewrite = self._ask(text, (), (), Rewrite)
+        if not self.style.negative_prompt:
+            result = result.model_copy(update={"negative_prompt": ""})
         return result
 
     def judge(self, scene: Scene, frames_a: np.ndarray, frames_b: np.ndarray) -> Judgement:
-        """Which continuation is more plausible (``judge.j2``; images: A's frames, then B's)."""
-        half = max(1, self.n_images // 2)
+        """Which continuation is more plausible (``judge.j2``; images: the switch frame, A's frames, B's)."""
+        half = max(2, self.n_images // 2)
+        labels_a, images_a = attempt_views(scene, frames_a, half, role="A, generated")
+        labels_b, images_b = attempt_views(scene, frames_b, half, role="B, generated")
+        labels = [time_label("switch frame", 0.0), *labels_a, *labels_b]
         text = self.prompts.render(
             "judge",
             description=scene.description,
+            labels=labels,
             grounding=scene.prefix_motion.grounding_text("before the switch frame") if self.grounding else "",
         )
-        result: Judgement = self._ask(
-            text, sample_frames(frames_a, half) + sample_frames(frames_b, half), Judgement
-        )
+        result: Judgement = self._ask(text, labels, [scene.prefix[-1], *images_a, *images_b], Judgement)
         return result

@@ -20,9 +20,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
-from agent.backends import build_reasoner, generator_id, parse_options
-from agent.budget import Budget, RunLimits, UsageMeter
+from agent.backends import build_reasoner, check_reasoner, generator_id, parse_options
+from agent.budget import BackendGate, Budget, RunLimits, UsageMeter
 from agent.executors import make_executor
 from agent.graph import LoopContext, LoopSettings, build_graph
 from agent.prompting import PromptSet
@@ -72,13 +73,17 @@ class Refinement:
         self.prompts = PromptSet(config.prompt_set)
         generator_class = GENERATORS.resolve(config.generator)
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
+        self.gate = BackendGate()
         # self.trace writes to the run directory opened below; the reasoner calls it only once the run runs.
-        self.reasoner = build_reasoner(config, self.prompts, self.meter, self.trace)
+        self.reasoner = build_reasoner(config, self.prompts, self.meter, self.trace, self.gate)
         if config.selector == "judge" and not hasattr(self.reasoner, "judge"):
             raise RunConfigError(
                 f"selector 'judge' compares attempts pairwise with a VLM; --vlm {config.vlm} cannot "
                 "(use --selector critic or a VLM backend)"
             )
+        # Fail fast: an endpoint that does not answer, a refused key or an unknown model stops the run here,
+        # before a generator is loaded or anything is spent.
+        self.backend_check = check_reasoner(self.reasoner)
         self.executor = make_executor(self.limits)
         self.generators = self.executor.generator_pool(
             generator_class, parse_options(config.generator_options), config.seeds
@@ -97,7 +102,7 @@ class Refinement:
         )
         self.scenes.run = self.run
         self.scorer = AttemptScorer(self.scenes, self.run.root / "cache") if config.score else None
-        self.budget = Budget(self.limits, self.meter)
+        self.budget = Budget(self.limits, self.meter, gate=self.gate)
         # Limits may change between invocations (a rerun with a larger budget resumes): record each one.
         (self.run.root / "limits.json").write_text(
             json.dumps(self.limits.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
@@ -149,8 +154,11 @@ class Refinement:
             return dict(snapshot.values)
         if self.budget.exhausted():
             return None
-        graph_input: LoopState | None
-        if snapshot.tasks:
+        graph_input: LoopState | Command[Any] | None
+        if any(task.interrupts for task in snapshot.tasks):  # paused by a backend that went down
+            self.trace({"node": "resume", "take1_id": take1_id, "status": "resuming after a backend outage"})
+            graph_input = Command(resume="backend available again")
+        elif snapshot.tasks:
             if snapshot.next:
                 status = f"resuming at {list(snapshot.next)}"
             else:
@@ -166,8 +174,11 @@ class Refinement:
         for _ in graph.stream(graph_input, cfg, context=context, durability="sync", stream_mode="updates"):
             if self.budget.exhausted():
                 return None
+        final = graph.get_state(cfg)
+        if any(task.interrupts for task in final.tasks):
+            return None  # a backend went down (the budget names it); the rerun resumes the paused node
         self.trace({"node": "scenario_done", "take1_id": take1_id})
-        return dict(graph.get_state(cfg).values)
+        return dict(final.values)
 
     def run_all(self) -> dict[str, Any]:
         """Refine every selected scenario (``limits.jobs`` at a time), score, write and return the summary."""
@@ -196,8 +207,21 @@ class Refinement:
                 "run stopped (%s); %d scenario(s) unfinished; rerun to resume", stopped_by, len(unfinished)
             )
         summary = summarise(self.config, self.run.root, self.scenes, finals, self.scorer)
-        summary["status"] = "stopped" if unfinished else "complete"
+        empty = [e["scenario"] for e in summary["scenarios"] if e["attempts"] == 0]
+        failed_generations = sum(e["failed_generations"] for e in summary["scenarios"])
+        # "complete" only when every scenario has something to show; a scenario whose generations all failed
+        # makes the run "failed" (the CLI exits non-zero), whatever the others did.
+        summary["status"] = "stopped" if unfinished else ("failed" if empty else "complete")
         summary["stopped_by"] = stopped_by
+        summary["failed_generations"] = failed_generations
+        summary["scenarios_without_attempts"] = empty
+        if failed_generations:
+            logger.warning(
+                "%d generation(s) failed; %d scenario(s) have no successful attempt%s",
+                failed_generations,
+                len(empty),
+                f" ({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''})" if empty else "",
+            )
         summary["unfinished"] = unfinished
         summary["usage"] = self.meter.snapshot()
         summary["limits"] = self.limits.model_dump(mode="json")
@@ -214,8 +238,10 @@ def run_refinement(
 ) -> dict[str, Any]:
     """Run (or resume) the refinement loop over ``config.dataset`` into ``run_dir``; return the summary.
 
-    The summary's ``status`` is ``"complete"``, or ``"stopped"`` when a limit ended the run early (then
-    ``stopped_by`` says which and ``unfinished`` lists the scenarios a rerun will resume).
+    The summary's ``status`` is ``"complete"``; ``"failed"`` when a scenario has no successful attempt (all
+    its generations failed: ``scenarios_without_attempts`` names them, ``failed_generations`` counts every
+    failed generation); or ``"stopped"`` when a limit ended the run early (then ``stopped_by`` says which and
+    ``unfinished`` lists the scenarios a rerun will resume).
     """
     return Refinement(config, run_dir, on_event, limits).run_all()
 

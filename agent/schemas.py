@@ -2,7 +2,7 @@
 
 A reply that does not parse raises :class:`ReplyParseError` keeping the raw text; the VLM reasoner asks the
 model once to repair it (:class:`agent.reasoning.VLMReasoner`), and past that the graph node declares a retry
-policy for it and records a failed critique when retries run out.
+policy for it and records a failure (beside the attempt, never in these schemas) when retries run out.
 """
 
 from __future__ import annotations
@@ -15,61 +15,115 @@ from pydantic import BaseModel, Field, ValidationError
 
 Severity = Literal["low", "medium", "high"]
 
+# The models below are what a model is asked to fill: their JSON schemas go to the backend as structured
+# output. So they hold no internal bookkeeping (whether a critique failed and why lives in the run's records:
+# ``*.failed.json`` files and the graph state), every reasoning field is required (a model that may skip its
+# reasoning often does), and there are no tuple types (``prefixItems``, refused by some constrained-decoding
+# servers). Field descriptions are part of the schema the model reads.
+
+
+def time_label(role: str, seconds: float) -> str:
+    """The label of a frame shown to a model: its role and its time relative to the switch frame.
+
+    >>> time_label("prefix", -0.25), time_label("generated", 0.5), time_label("switch frame", 0.0)
+    ('prefix, t = -0.25 s', 'generated, t = +0.50 s', 'switch frame, t = 0 s')
+    """
+    if seconds == 0:
+        return f"{role}, t = 0 s"
+    return f"{role}, t = {seconds:+.2f} s"
+
+
+def generated_span(first: int, last: int, fps: float) -> str:
+    """``when`` for generated frames ``first..last`` (0-based after the switch frame), in the labels' terms.
+
+    >>> generated_span(3, 11, 8.0), generated_span(0, 0, 8.0)
+    ('generated, t = +0.50 s to +1.50 s', 'generated, t = +0.12 s')
+    """
+    start = time_label("generated", (first + 1) / fps)
+    if last <= first:
+        return start
+    return f"{start} to {(last + 1) / fps:+.2f} s"
+
 
 class Prediction(BaseModel):
     """Physics-aware text prediction: what is there, what acts on it, what will visibly happen, and the prompt."""
 
-    objects: list[str] = Field(default_factory=list)
-    physics: str = ""
-    expected_outcome: str = ""
-    prompt: str = Field(min_length=1)
+    objects: list[str] = Field(
+        description="Every object that moves or may move, as you would point it out: colour, shape, where it is."
+    )
+    physics: str = Field(
+        min_length=1,
+        description="Your reasoning: the forces and contacts acting on each object and how it moves now.",
+    )
+    expected_outcome: str = Field(
+        min_length=1,
+        description="What will visibly happen in the next 5 seconds and where everything ends up.",
+    )
+    prompt: str = Field(min_length=1, description="The prompt for the video model.")
+    negative_prompt: str = Field(
+        default="", description="What the video must not show; empty unless you were asked for one."
+    )
 
 
 class Violation(BaseModel):
     """One physical inconsistency seen in an attempt."""
 
-    frames: tuple[int, int] = (0, 0)
-    object: str = ""
-    law: str
-    severity: Severity = "medium"
-    detail: str = ""
+    object: str = Field(description="The object, as you would point it out.")
+    law: str = Field(description="The physical rule broken, e.g. 'gravity', 'velocity continuity'.")
+    severity: Severity = Field(description="'high' when it is plainly impossible, 'low' when barely visible.")
+    when: str = Field(
+        description="Where it shows, by the labels of the frames you were shown, e.g. "
+        "'generated, t = +0.50 s to +1.25 s'."
+    )
+    detail: str = Field(default="", description="What is seen, in one sentence.")
 
 
 class Critique(BaseModel):
-    """Multimodal chain-of-thought critique of one attempt."""
+    """Multimodal chain-of-thought critique of one attempt (what the critic model fills)."""
 
-    observations: str = ""
-    expected_physics: str = ""
-    violations: list[Violation] = Field(default_factory=list)
+    observations: str = Field(
+        min_length=1, description="What each object does in the generated frames, in order of time."
+    )
+    expected_physics: str = Field(
+        min_length=1,
+        description="What each object should do, given how it moved before the switch frame and the scene.",
+    )
+    violations: list[Violation] = Field(description="Every inconsistency with physics; empty if none.")
     verdict: Literal["consistent", "inconsistent"]
-    score: float = Field(ge=0.0, le=1.0)
-    suggested_changes: list[str] = Field(default_factory=list)
-    failed: bool = False
-    error: str = ""
+    score: float = Field(ge=0.0, le=1.0, description="0 = physically impossible, 1 = fully plausible.")
+    suggested_changes: list[str] = Field(
+        description="Changes to the prompt, as concrete visible events, that would remove the violations."
+    )
 
     @property
     def severe(self) -> bool:
         """True when any violation is of high severity."""
         return any(v.severity == "high" for v in self.violations)
 
-    @classmethod
-    def failure(cls, error: str) -> Critique:
-        """The record of a critique that could not be obtained (the run goes on)."""
-        return cls(verdict="inconsistent", score=0.0, failed=True, error=error[:2000])
-
 
 class Rewrite(BaseModel):
     """A new generation prompt and why it changed."""
 
-    reasoning: str = ""
-    prompt: str = Field(min_length=1)
+    reasoning: str = Field(
+        min_length=1, description="Which problems the new prompt fixes and why the old wording caused them."
+    )
+    prompt: str = Field(min_length=1, description="The new prompt for the video model.")
+    negative_prompt: str = Field(
+        default="", description="What the video must not show; empty unless you were asked for one."
+    )
 
 
 class Judgement(BaseModel):
     """A pairwise verdict: which of two continuations (A shown first, then B) is more plausible."""
 
-    reasoning: str = ""
+    reasoning: str = Field(
+        min_length=1, description="What each continuation does, and which obeys physics better."
+    )
     winner: Literal["A", "B"]
+
+
+#: The schemas a model fills (checked by tests: no internal fields, no tuples, reasoning required).
+MODEL_FACING: tuple[type[BaseModel], ...] = (Prediction, Critique, Rewrite, Judgement)
 
 
 class ReplyParseError(ValueError):
@@ -95,7 +149,7 @@ _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
 def parse_reply(text: str, schema: type[M]) -> M:
     """Parse a model reply into ``schema``: bare JSON, fenced JSON, or the first ``{...}`` in the text.
 
-    >>> parse_reply('Sure!\\n```json\\n{"prompt": "A ball rolls."}\\n```', Rewrite).prompt
+    >>> parse_reply('Sure!\\n```json\\n{"reasoning": "r", "prompt": "A ball rolls."}\\n```', Rewrite).prompt
     'A ball rolls.'
     >>> parse_reply("I cannot help with that.", Rewrite)
     Traceback (most recent call last):

@@ -14,7 +14,8 @@ Nothing here looks at ground truth.
 ``judge`` runs a pairwise tournament with a VLM (``prompts/<set>/judge.j2``): candidates in critic order,
 the current champion meets each challenger in *both* orders (A/B swapped), and a challenger takes over only if
 it wins both — so a judge that always answers "A" (position bias) changes nothing. Relative judgements are
-what VLMs do best on physical properties ("which bounces higher"), see ``/work/shared/METHOD.md``.
+what VLMs do best on physical properties: "which bounces higher" is far easier for them than an absolute
+elasticity or friction estimate.
 """
 
 from __future__ import annotations

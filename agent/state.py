@@ -47,6 +47,7 @@ class LoopState(TypedDict, total=False):
     take1_id: int
     loop_index: int
     prompt: str
+    negative_prompt: str
     prompt_history: list[str]
     attempts: Annotated[list[Attempt], operator.add]
     critiques: Annotated[list[CritiqueRecord], operator.add]
@@ -64,3 +65,4 @@ class GenerateTask(TypedDict):
     loop_index: int
     prompt: str
     seed: int
+    negative_prompt: NotRequired[str]

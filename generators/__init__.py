@@ -4,7 +4,15 @@ Backends are looked up by name in :data:`GENERATORS`; each family lives in its o
 only when used, so the heavy ``[models]`` extra is needed only for neural backends.
 """
 
-from generators.base import GeneratedVideo, GenerationError, GenerationRequest, Generator, check_output
+from generators.base import (
+    GeneratedVideo,
+    GenerationError,
+    GenerationRequest,
+    Generator,
+    PromptStyle,
+    check_output,
+    prompt_style,
+)
 from physics_iq.registry import LazyRegistry
 
 GENERATORS: LazyRegistry[type] = LazyRegistry("generator")
@@ -54,5 +62,7 @@ __all__ = [
     "GenerationError",
     "GenerationRequest",
     "Generator",
+    "PromptStyle",
     "check_output",
+    "prompt_style",
 ]

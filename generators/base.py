@@ -72,9 +72,39 @@ class GeneratedVideo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PromptStyle:
+    """What prompts a generator family reads best, so the VLM writes for the model it drives.
+
+    Attributes:
+        words: ``(least, most)`` words of a good prompt (Wan and CogVideoX were trained on long, detailed
+            captions; a short prompt under-specifies them).
+        negative_prompt: Whether the family takes a negative prompt (the VLM is then asked for one).
+        note: One sentence on what the family reads well, shown to the VLM.
+    """
+
+    words: tuple[int, int] = (30, 80)
+    negative_prompt: bool = False
+    note: str = ""
+
+
+#: The style of a generator that declares none.
+DEFAULT_PROMPT_STYLE = PromptStyle()
+
+
+def prompt_style(generator: object) -> PromptStyle:
+    """The :class:`PromptStyle` a generator (class or instance) declares, or the default."""
+    style = getattr(generator, "prompt_style", None)
+    return style if isinstance(style, PromptStyle) else DEFAULT_PROMPT_STYLE
+
+
 @runtime_checkable
 class Generator(Protocol):
-    """Turns (prefix, prompt, seed) into a continuation. Loads its model once, in ``__init__``."""
+    """Turns (prefix, prompt, seed) into a continuation. Loads its model once, in ``__init__``.
+
+    A generator class may also declare ``concurrent_safe = True`` (its instances may serve overlapping calls;
+    undeclared means one call at a time, see ``agent.pool``) and ``prompt_style`` (a :class:`PromptStyle`).
+    """
 
     name: str
 

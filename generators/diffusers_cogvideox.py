@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from generators.base import GenerationRequest
+from generators.base import GenerationRequest, PromptStyle
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, switch_frame_image
 from generators.video_rules import FramePlan, FrameRule
 from physics_iq.registry import BackendOptionError
@@ -42,6 +42,13 @@ class CogVideoXOptions(DiffusersOptions):
 
 class CogVideoXI2VGenerator(DiffusersGenerator):
     """CogVideoX 1.0 / 1.5 image-to-video."""
+
+    #: CogVideoX was trained on long captions (up to 226 tokens) and takes a negative prompt.
+    prompt_style: ClassVar[PromptStyle] = PromptStyle(
+        words=(80, 160),
+        negative_prompt=True,
+        note="CogVideoX reads long, detailed, descriptive prompts best (about 200 tokens at most).",
+    )
 
     name = "cogvideox-i2v"
     pipeline_class: ClassVar[str] = "CogVideoXImageToVideoPipeline"

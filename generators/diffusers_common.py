@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -101,6 +102,44 @@ def parse_options(options_cls: type[BaseModel], who: str, values: Mapping[str, A
             else:
                 problems.append(f"option {field}={error.get('input')!r}: {error['msg']}")
         raise BackendOptionError(f"{who}: " + "; ".join(problems)) from None
+
+
+def check_model_source(model: str, who: str) -> None:
+    """Refuse, before any loading, a model that is neither a pipeline folder nor a hub id.
+
+    A path that exists must be a folder holding ``model_index.json`` (what ``save_pretrained`` writes); a
+    string that looks like a path (absolute, ``./``, ``../``, ``~``, or more than one ``/``) but does not
+    exist is named as a missing folder instead of being sent to the hub as a repository id.
+
+    Raises:
+        BackendOptionError: naming ``--model`` and what is wrong.
+
+    >>> check_model_source("/nonexistent/wan", "wan2.1-i2v")
+    Traceback (most recent call last):
+    ...
+    physics_iq.registry.BackendOptionError: --model '/nonexistent/wan': no such folder (wan2.1-i2v needs a folder written by save_pretrained, or a hub id such as 'org/name')
+    >>> check_model_source("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "wan2.1-i2v")  # a hub id: left to the hub
+    """
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise BackendOptionError(
+                f"--model {model!r}: a file, not a pipeline folder ({who} needs a folder)"
+            )
+        if not (path / "model_index.json").is_file():
+            raise BackendOptionError(
+                f"--model {model!r}: no model_index.json in this folder; {who} needs a diffusers pipeline folder "
+                "(written by save_pretrained or downloaded from the hub)"
+            )
+        return
+    looks_like_path = (
+        model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or "\\" in model
+    )
+    if looks_like_path:
+        raise BackendOptionError(
+            f"--model {model!r}: no such folder ({who} needs a folder written by save_pretrained, "
+            "or a hub id such as 'org/name')"
+        )
 
 
 def resolve_device(device: str) -> str:
@@ -199,14 +238,17 @@ class DiffusersGenerator:
         import diffusers
 
         opts = self.options
+        check_model_source(opts.model, self.name)
         cls = getattr(diffusers, self.pipeline_class)
         try:
             pipe = cls.from_pretrained(
                 opts.model, local_files_only=opts.local_files_only, **_dtype_kwarg(self.torch_dtype)
             )
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise GenerationError(
-                f"{self.name}: could not load {self.pipeline_class} from {opts.model!r}: {exc}"
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendOptionError(
+                f"--model {opts.model!r}: {self.name} could not load a {self.pipeline_class} from it "
+                f"({type(exc).__name__}: {first_line})"
             ) from exc
         if opts.cpu_offload:
             # Offload hooks move each sub-model to the accelerator when it runs; .to() would defeat them.

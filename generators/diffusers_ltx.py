@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from generators.base import GenerationRequest
+from generators.base import GenerationRequest, PromptStyle
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, to_pil
 from generators.video_rules import FramePlan, FrameRule, resize_frames
 from physics_iq.video import resample_fps
@@ -46,6 +46,13 @@ class LTXOptions(DiffusersOptions):
 
 class LTXConditionGenerator(DiffusersGenerator):
     """LTX-Video prefix continuation (``LTXConditionPipeline``)."""
+
+    #: LTX-Video recommends detailed, chronological descriptions and takes a negative prompt.
+    prompt_style: ClassVar[PromptStyle] = PromptStyle(
+        words=(60, 150),
+        negative_prompt=True,
+        note="LTX-Video reads detailed, chronological descriptions of actions best, in one paragraph.",
+    )
 
     name = "ltx-condition"
     pipeline_class: ClassVar[str] = "LTXConditionPipeline"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from generators.base import GenerationRequest
+from generators.base import GenerationRequest, PromptStyle
 from generators.diffusers_common import DiffusersGenerator, DiffusersOptions, batch_frames, switch_frame_image
 from generators.video_rules import FramePlan, FrameRule
 
@@ -44,6 +44,9 @@ class SVDOptions(DiffusersOptions):
 
 class SVDGenerator(DiffusersGenerator):
     """Stable Video Diffusion image-to-video (prompt-free)."""
+
+    #: Stable Video Diffusion reads no text: the prompt only names the attempt.
+    prompt_style: ClassVar[PromptStyle] = PromptStyle(words=(10, 40), note="This model ignores the prompt.")
 
     name = "svd"
     pipeline_class: ClassVar[str] = "StableVideoDiffusionPipeline"

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from pydantic import Field
 
-from generators.base import GenerationRequest
+from generators.base import GenerationRequest, PromptStyle
 from generators.diffusers_common import (
     DiffusersGenerator,
     DiffusersOptions,
@@ -73,6 +73,13 @@ class _WanBase(DiffusersGenerator):
 class WanI2VGenerator(_WanBase):
     """Any Wan image-to-video checkpoint (2.1 with CLIP encoder, 2.2 A14B, 2.2 TI2V-5B), conditioned on the
     switch frame. The named subclasses below also check that the folder holds the layout they name."""
+
+    #: Wan was trained on long, detailed captions and takes a negative prompt.
+    prompt_style: ClassVar[PromptStyle] = PromptStyle(
+        words=(80, 160),
+        negative_prompt=True,
+        note="Wan reads long, detailed prompts best: subject, motion, camera, lighting and the end state.",
+    )
 
     name = "wan-i2v"
     pipeline_class: ClassVar[str] = "WanImageToVideoPipeline"

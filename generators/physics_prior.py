@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 import pymunk
 
-from generators.base import GeneratedVideo, GenerationError, GenerationRequest, check_output
+from generators.base import GeneratedVideo, GenerationError, GenerationRequest, PromptStyle, check_output
 from physics_iq import motion
 from physics_iq.vocabulary import (
     SMOOTH_WORDS,
@@ -581,7 +581,9 @@ class PhysicsPriorGenerator:
     """
 
     name = "physics-prior"
-    concurrent_safe = True  # stateless: every call builds its own pymunk space
+    #: Each call builds its own pymunk space and frames: instances may be called from several threads.
+    concurrent_safe = True
+    prompt_style = PromptStyle(words=(20, 80), note="An offline physics stand-in that reads plain sentences.")
 
     def __init__(
         self,

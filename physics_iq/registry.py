@@ -37,7 +37,7 @@ class MissingExtraError(ImportError):
 
 class BackendOptionError(ValueError):
     """A backend cannot be built from the options or checkpoint it was given (the message names the option
-    or the checkpoint and what was expected). A ``ValueError``, so callers that caught that still do."""
+    or the checkpoint and what was expected). A ``ValueError``, so callers that catch bad values catch it."""
 
 
 class LazyRegistry(Generic[T]):

@@ -38,22 +38,54 @@ def error(status: int, message: str = "busy") -> Reply:
     return status, {"error": {"message": message, "type": "server_error"}}, {"retry-after-ms": "10"}
 
 
+#: A script step that closes the connection without an answer (a server that went away mid-request).
+DROP: Reply = (0, {}, {})
+
+
+def models(*names: str) -> Reply:
+    """A models listing with these model ids."""
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "test"} for name in names]
+    return 200, {"object": "list", "data": data}, {}
+
+
 class ScriptedServer:
-    """Answers each POST with the next scripted reply (the last one repeats); records requests."""
+    """Answers each POST with the next scripted reply (the last one repeats); records requests.
+
+    ``GET /v1/models`` answers ``models_reply`` when set (e.g. :func:`models` or :func:`error`), else 404 like
+    a server without a models listing; the GET paths are recorded in ``gets``.
+    """
 
     def __init__(self) -> None:
         self.script: list[Reply | Callable[[], Reply]] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.models_reply: Reply | None = None
+        self.gets: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.gets.append(self.path)
+                reply = server.models_reply if self.path.rstrip("/").endswith("/models") else None
+                status, body, extra = reply or error(404, "not found")
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 server.requests.append(json.loads(self.rfile.read(length)))
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 step = server.script[min(len(server.requests) - 1, len(server.script) - 1)]
                 status, body, extra = step() if callable(step) else step
+                if status == DROP[0]:  # hang up without answering: the client sees a connection error
+                    self.close_connection = True
+                    return
                 data = json.dumps(body).encode()
                 try:
                     self.send_response(status)

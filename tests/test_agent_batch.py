@@ -23,8 +23,20 @@ from physics_iq.synthetic import build_suite
 
 runner = CliRunner()
 # One reply that parses as a prediction, a critique and a rewrite (the scripted VLM repeats it).
-UNIVERSAL_REPLY = json.dumps(
-    {"prompt": "The magenta puck slides right and slows down.", "verdict": "inconsistent", "score": 0.3}
+UNIVERSAL_REPLY = json.dumps(  # valid for every role's schema (extra fields are ignored)
+    {
+        "objects": ["magenta puck"],
+        "physics": "it slides on the table and slows down through friction",
+        "expected_outcome": "it slides right and stops",
+        "prompt": "The magenta puck slides right and slows down.",
+        "observations": "the puck slides right",
+        "expected_physics": "it slows down",
+        "violations": [],
+        "verdict": "inconsistent",
+        "score": 0.3,
+        "suggested_changes": [],
+        "reasoning": "keep the slide",
+    }
 )
 
 
@@ -220,7 +232,9 @@ def test_a_scenario_whose_generations_all_fail_is_summarised_not_crashed(tmp_pat
     refinement = Refinement(config, tmp_path / "run")
     refinement.generators = LocalGeneratorPool.of(_FailingGenerator())
     summary = refinement.run_all()
-    assert summary["status"] == "complete"
+    # The run says so: not "complete" (the CLI exits 1), and which scenario has nothing to show.
+    assert summary["status"] == "failed" and summary["failed_generations"] == 2
+    assert summary["scenarios_without_attempts"] == [summary["scenarios"][0]["scenario"]]
     (entry,) = summary["scenarios"]
     error = "failing: 40 frames are more than this checkpoint makes"
     assert entry["stop_reason"] == f"failed: all 2 generation(s) of loop 1 failed ({error})"

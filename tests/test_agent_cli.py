@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from physics_iq.synthetic import build_suite
+from tests import replies
 
 runner = CliRunner()
 
@@ -289,7 +290,9 @@ def test_phyt2v_prompt_set_is_used_and_recorded(
     monkeypatch.setattr(ScriptedVLM, "chat", recording)
     # One reply that parses as a prediction, a critique (inconsistent: the loop goes on) and a rewrite.
     reply = json.dumps(
-        {"prompt": "The magenta puck slides right and stops.", "verdict": "inconsistent", "score": 0.3}
+        replies.universal(
+            prompt="The magenta puck slides right and stops.", verdict="inconsistent", score=0.3
+        )
     )
     run_dir = tmp_path / "run"
     args = [
@@ -314,7 +317,7 @@ def test_phyt2v_prompt_set_is_used_and_recorded(
         assert digest == hashlib.sha256((PROMPTS_ROOT / "phyt2v" / f"{role}.j2").read_bytes()).hexdigest()
     # What the VLM was sent came from this set: predict's step-back, critique's caption, rewrite's step-back.
     assert any(text.startswith("You are a physics expert") and "3. Step back" in text for text in sent)
-    assert any("1. Caption: describe only what the continuation shows" in text for text in sent)
+    assert any("1. Caption: describe only what the generated frames show" in text for text in sent)
     assert any(text.startswith("You refine a prompt") and "1. Step back" in text for text in sent)
 
 

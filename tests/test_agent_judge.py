@@ -17,11 +17,12 @@ from agent.runs import RunConfig, RunConfigError
 from agent.vlm.base import Message, VLMError, VLMReply
 from agent.vlm.scripted import ScriptedVLM
 from generators.base import GeneratedVideo, GenerationRequest
+from tests import replies
 from tests.datasets import build_tiny_dataset
 from tests.loop_fixtures import loop_context, run_loop
 
-PREDICTION = json.dumps({"prompt": "A red ball falls."})
-CRITIQUE_OK = json.dumps({"verdict": "consistent", "score": 0.9})
+PREDICTION = json.dumps(replies.prediction())
+CRITIQUE_OK = json.dumps(replies.critique())
 
 
 class SeedBrightnessGenerator:
@@ -52,9 +53,10 @@ class JudgeVLM:
         self.judge_calls += 1
         if self.rule == "error":
             raise VLMError("judge backend down")
-        half = len(message.images) // 2
-        a = float(np.mean([im.mean() for im in message.images[:half]]))
-        b = float(np.mean([im.mean() for im in message.images[half:]]))
+        generated = message.images[1:]  # the switch frame first, then A's frames, then B's
+        half = len(generated) // 2
+        a = float(np.mean([im.mean() for im in generated[:half]]))
+        b = float(np.mean([im.mean() for im in generated[half:]]))
         winner = {"brighter": "A" if a > b else "B", "always-a": "A"}[self.rule]
         return VLMReply(json.dumps({"reasoning": f"A {a:.0f} vs B {b:.0f}", "winner": winner}), "fake")
 

@@ -13,7 +13,7 @@ import pytest
 
 from agent.offline import OfflineReasoner
 from agent.prompting import ROLES, PromptSet, PromptSetError
-from agent.reasoning import make_scene
+from agent.reasoning import RewriteContext, make_scene
 from agent.schemas import Critique, Prediction, ReplyParseError, parse_reply
 from generators.base import GenerationRequest
 from generators.physics_prior import PhysicsPriorGenerator, _background, read_prompt
@@ -22,25 +22,42 @@ from physics_iq.layout import DatasetLayout, Row
 from physics_iq.synthetic import build_suite
 from physics_iq.video import read_video
 from prompts import builtin_sets
+from tests import replies
 
 VARIABLES = {
     "description": "A red ball rolls.",
     "mode": "v2v",
     "n_images": 4,
+    "labels": ["prefix, t = -0.25 s", "switch frame, t = 0 s", "generated, t = +0.12 s"],
     "grounding": "object 1 (red): moving right at 40 px/s",
     "prompt": "A red ball rolls right.",
-    "n_prefix_images": 2,
-    "n_attempt_images": 4,
+    "current_negative_prompt": "",
     "n_frames": 40,
+    "seconds": "5",
     "fps": "8",
-    "loop_index": 1,
+    "loop_index": 2,
+    "history": ["A red ball."],
+    "attempts": 2,
+    "critiqued": 2,
+    "observations": ["the ball floats", "the ball rolls"],
     "violations": [
-        {"frames": [0, 3], "object": "red ball", "law": "gravity", "severity": "high", "detail": ""}
+        {
+            "object": "red ball",
+            "law": "gravity",
+            "severity": "high",
+            "count": 2,
+            "when": ["generated, t = +0.12 s"],
+            "details": ["it floats"],
+        }
     ],
     "suggested_changes": ["The red ball falls."],
     "statements": ["The red ball keeps moving."],
     "schema": "Critique",
     "error": "score: Input should be less than or equal to 1",
+    "words_min": 30,
+    "words_max": 80,
+    "negative_prompt": True,
+    "model_note": "",
 }
 #: The variable whose absence each role must refuse (``repair`` is about the reply, not the scene).
 REQUIRED = {"repair": "error"}
@@ -71,8 +88,8 @@ def test_prompt_sets_by_name_or_path_with_hashes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("reply", "ok"),
     [
-        ('{"verdict": "consistent", "score": 0.8}', True),
-        ('Here you go:\n```json\n{"verdict": "inconsistent", "score": 0.1}\n```', True),
+        (json.dumps(replies.critique(score=0.8)), True),
+        ("Here you go:\n```json\n" + json.dumps(replies.critique(verdict="inconsistent")) + "\n```", True),
         ('{"verdict": "consistent", "score": 1.7}', False),
         ('{"verdict": "consistent", "score": 0.8', False),
         ("I'm sorry, but I can't assist with that.", False),
@@ -196,10 +213,10 @@ def test_offline_critic_flags_a_frozen_ball_and_rewrites_concretely(suite: Datas
     critique = critic.critique(scene, prediction.prompt, frozen)
     laws = {v.law for v in critique.violations}
     assert critique.verdict == "inconsistent" and "velocity continuity" in laws
-    rewrite = critic.rewrite(scene, prediction.prompt, critique, 1)
+    rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(critique,)))
     assert "px/s" in rewrite.prompt and rewrite.prompt != prediction.prompt
     # a rewrite of the rewrite with the same critique replaces, not duplicates, the sentence
-    again = critic.rewrite(scene, rewrite.prompt, critique, 2)
+    again = critic.rewrite(scene, RewriteContext(2, rewrite.prompt, critiques=(critique,)))
     assert again.prompt == rewrite.prompt
 
 
@@ -254,8 +271,8 @@ def test_offline_critic_treats_a_mirror_image_as_a_reflection(tmp_path: Path) ->
         assert critic.predict(scene).objects == ["red ball"]  # one ball, not two
         truth = read_video(mirror.testing_video(row, 8))[0]
         critique = critic.critique(scene, description, truth)
-        # Before, the image was flagged on the ground truth itself: below the floor, moving up when the
-        # ball moves down. (The real ball may still be flagged: the floor line is found a few px high here.)
+        # The image is below the floor and moves up when the ball moves down: flagging that would flag the
+        # ground truth itself. (The real ball may still be flagged: the floor line is found a few px high here.)
         assert not [v for v in critique.violations if v.object == image_name], critique.violations
 
 

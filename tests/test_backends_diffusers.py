@@ -24,6 +24,7 @@ pytest.importorskip("ftfy")  # Wan's prompt cleaning
 
 from generators import GENERATORS  # noqa: E402
 from generators.base import GenerationError, GenerationRequest, Generator  # noqa: E402
+from physics_iq.registry import BackendOptionError  # noqa: E402
 from tests.tiny_models import tiny_folder  # noqa: E402
 
 pytestmark = pytest.mark.models
@@ -200,7 +201,8 @@ def test_wrong_checkpoint_layout_is_rejected(tiny_models: dict[str, Path]) -> No
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(GenerationError, match="could not load WanImageToVideoPipeline"):
+    # Named as a missing folder before any loading (not sent to the hub as a repository id).
+    with pytest.raises(BackendOptionError, match=r"--model '.*nope': no such folder"):
         GENERATORS.resolve("wan2.1-i2v")(model=str(tmp_path / "nope"), local_files_only="true")
 
 

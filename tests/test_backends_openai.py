@@ -24,6 +24,7 @@ from agent.vlm.openai_vlm import OpenAIVLM, encode_frame
 from physics_iq.layout import DatasetLayout
 from physics_iq.synthetic import build_suite
 from physics_iq.video import read_video
+from tests import replies
 from tests.datasets import build_tiny_dataset
 from tests.openai_server import Reply, ScriptedServer, completion, error
 
@@ -194,12 +195,14 @@ def test_api_key_never_reaches_logs_replies_or_files(
 
 # -- repair turns: an invalid reply is shown its validation error once, in the same conversation -------------
 VALID = {
-    "Prediction": {"objects": ["square"], "physics": "inertia", "prompt": "The square keeps sliding right."},
-    "Critique": {"verdict": "consistent", "score": 0.8, "violations": []},
-    "Rewrite": {"reasoning": "fine", "prompt": "The square slides right."},
+    "Prediction": replies.prediction(
+        objects=["square"], physics="inertia", prompt="The square keeps sliding right."
+    ),
+    "Critique": replies.critique(score=0.8),
+    "Rewrite": replies.rewrite(reasoning="fine", prompt="The square slides right."),
 }
 #: Valid JSON, invalid Prediction: pydantic says "prompt: String should have at least 1 character".
-EMPTY_PROMPT = json.dumps({"objects": ["square"], "prompt": ""})
+EMPTY_PROMPT = json.dumps(replies.prediction(objects=["square"], prompt=""))
 VALIDATION_ERROR = "prompt: String should have at least 1 character"
 
 

@@ -1,6 +1,6 @@
 """Real checkpoints and real APIs through the same adapters the offline tests drive (opt-in, skipped by default).
 
-Nothing here runs without its flag *and* its environment variables (see README section ``backends``):
+Nothing here runs without its flag *and* its environment variables (see ``docs/backends.md``):
 
 - ``--run-slow --run-gpu`` with ``PHYSREFINE_WAN21_I2V`` (etc., see :data:`CHECKPOINT_ENV`) set to a hub id or
   a local diffusers folder: one 5 s continuation of a synthetic scenario at 8 fps per checkpoint. Extra

@@ -15,7 +15,7 @@ from physics_iq import metrics as M
 from physics_iq.scoring import Comparison, MetricValues, ViewResult, aggregate, physics_iq_score
 
 # ---------------------------------------------------------------------------------------------------------
-# Naive references: loops over pixels and frames, written from the definitions in the issue.
+# Naive references: loops over pixels and frames, written from the official definitions (docs/evaluator.md).
 
 
 def naive_iou(a, b):

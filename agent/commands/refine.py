@@ -220,6 +220,32 @@ def _run(config: Any, run_dir: Path, as_json: bool, limits: Any = None) -> None:
         out = Console()
         _print_table(summary, out)
         _print_usage(summary, out)
+    _warn_failures(summary, console)
+    if summary["status"] == "failed" or summary.get("stopped_by", "").startswith("backend:"):
+        raise typer.Exit(1)
+
+
+def _warn_failures(summary: dict[str, Any], console: Any) -> None:
+    """On stderr, whatever the output format: failed generations, and scenarios left without an attempt."""
+    from rich.markup import escape
+
+    failed = summary.get("failed_generations", 0)
+    empty = summary.get("scenarios_without_attempts", [])
+    if failed:
+        console.print(
+            f"[bold yellow]warning:[/] {failed} generation(s) failed"
+            + (
+                f"; no successful attempt in {len(empty)} scenario(s): {escape(', '.join(empty))}"
+                if empty
+                else ""
+            )
+            + " (errors in summary.json and trace.jsonl)",
+            highlight=False,
+        )
+    if summary["status"] == "failed":
+        console.print(
+            "[bold red]run failed:[/] a scenario without any successful generation", highlight=False
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Vision-language model backends, looked up by name in :data:`VLMS`."""
 
-from agent.vlm.base import VLM, Message, VLMError, VLMReply
+from agent.vlm.base import VLM, Message, VLMError, VLMReply, VLMUnavailable
 from physics_iq.registry import LazyRegistry
 
 VLMS: LazyRegistry[type] = LazyRegistry("vlm")
@@ -16,4 +16,4 @@ VLMS.register(
     "local transformers image-text-to-text model",
 )
 
-__all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply"]
+__all__ = ["VLM", "VLMS", "Message", "VLMError", "VLMReply", "VLMUnavailable"]

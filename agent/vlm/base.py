@@ -19,6 +19,24 @@ class VLMError(RuntimeError):
     """The backend failed to answer (transport error, timeout, refusal, exhausted retries)."""
 
 
+class VLMUnavailable(VLMError):
+    """The backend itself cannot be used right now, whatever was asked: it cannot be reached (``kind`` =
+    ``"connection"``: refused, timed out, DNS) or it refused the credentials (``"auth"``: HTTP 401/403).
+
+    Unlike a bad reply, asking again at once does not help: an auth error is never retried, and a run stops
+    cleanly after a few consecutive connection failures (see :class:`agent.budget.BackendGate`).
+
+    Attributes:
+        kind: ``"connection"`` or ``"auth"``.
+        endpoint: What could not be used (a URL, never with credentials).
+    """
+
+    def __init__(self, message: str, kind: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.endpoint = endpoint
+
+
 @dataclass(frozen=True)
 class Message:
     """One chat message.
@@ -57,7 +75,13 @@ class VLMReply:
 
 @runtime_checkable
 class VLM(Protocol):
-    """Sends messages with images, returns text. Loads/connects once, in ``__init__``."""
+    """Sends messages with images, returns text. Loads/connects once, in ``__init__``.
+
+    A backend may also define ``check() -> str``: a cheap test, made before a run spends anything, that
+    the endpoint answers, the credentials are accepted and the model exists; it raises
+    :class:`VLMUnavailable` or :class:`VLMError` with one line naming the option at fault, and returns
+    what it checked.
+    """
 
     name: str
 

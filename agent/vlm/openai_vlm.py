@@ -12,6 +12,7 @@ client's own (``max_retries``, ``timeout``). The API key is read from the enviro
 from __future__ import annotations
 
 import base64
+import difflib
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from agent.vlm.base import Message, VLMError, VLMReply
+from agent.vlm.base import Message, VLMError, VLMReply, VLMUnavailable
 from physics_iq.registry import BackendOptionError
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,54 @@ class OpenAIVLM:
     def __repr__(self) -> str:
         return f"OpenAIVLM(model={self.options.model!r}, base_url={self.options.base_url!r})"
 
+    @property
+    def endpoint(self) -> str:
+        """The server, as shown in messages (``--base-url`` or OpenAI's)."""
+        return self.options.base_url or "https://api.openai.com/v1"
+
+    def check(self) -> str:
+        """Before a run: the server answers, accepts the key and has the model (its models listing).
+
+        One request, one retry at most, a short timeout. A server without a listing (HTTP 404/405) is taken
+        as reachable, with the model left unchecked (said in the return value).
+
+        Raises:
+            VLMUnavailable: The server cannot be reached or refused the key.
+            VLMError: The server has no model of that name (with the names it has).
+        """
+        opts = self.options
+        client = self._client.with_options(max_retries=1, timeout=min(opts.timeout, 15.0))
+        try:
+            listing = client.models.list()
+            names = [model.id for model in listing.data]
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise VLMUnavailable(
+                f"--base-url {self.endpoint}: the VLM server cannot be reached ({type(exc).__name__}: {exc})",
+                "connection",
+                self.endpoint,
+            ) from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise VLMUnavailable(
+                f"--vlm openai: {self.endpoint} refused the API key in ${opts.api_key_env} "
+                f"(HTTP {exc.status_code})",
+                "auth",
+                self.endpoint,
+            ) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                return f"{self.endpoint} reachable (no models listing; model {opts.model!r} not checked)"
+            raise VLMError(
+                f"--base-url {self.endpoint}: the models listing failed with HTTP {exc.status_code}"
+            ) from exc
+        if names and opts.model not in names:
+            close = difflib.get_close_matches(opts.model, names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shown = ", ".join(sorted(names)[:12]) + (", ..." if len(names) > 12 else "")
+            raise VLMError(
+                f"--vlm-model {opts.model!r}: {self.endpoint} has no such model{hint} (it has: {shown})"
+            )
+        return f"{self.endpoint} reachable, key accepted, model {opts.model!r} listed"
+
     def _content(self, message: Message) -> tuple[Any, int]:
         if not message.images:
             return message.text, 0
@@ -237,11 +286,22 @@ class OpenAIVLM:
                 request.pop("response_format")
                 response = self._client.chat.completions.create(**request)
         except openai.APITimeoutError as exc:
-            raise VLMError(
-                f"vlm openai: no answer from {opts.model!r} within {opts.timeout} s after {opts.max_retries} retries"
+            raise VLMUnavailable(
+                f"vlm openai: no answer from {opts.model!r} within {opts.timeout} s after {opts.max_retries} retries",
+                "connection",
+                self.endpoint,
             ) from exc
         except openai.APIConnectionError as exc:
-            raise VLMError(f"vlm openai: cannot reach {opts.base_url or 'api.openai.com'}: {exc}") from exc
+            raise VLMUnavailable(
+                f"vlm openai: cannot reach {self.endpoint}: {exc}", "connection", self.endpoint
+            ) from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise VLMUnavailable(
+                f"vlm openai: {self.endpoint} refused the API key in ${opts.api_key_env} "
+                f"(HTTP {exc.status_code}): {exc.message}",
+                "auth",
+                self.endpoint,
+            ) from exc
         except openai.APIStatusError as exc:
             raise VLMError(
                 f"vlm openai: {opts.model!r} answered HTTP {exc.status_code} "
