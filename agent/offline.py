@@ -32,10 +32,18 @@ import numpy as np
 
 from agent.prompting import PromptSet
 from agent.reasoning import RewriteContext, Scene
-from agent.schemas import Critique, Prediction, Rewrite, Severity, Violation, generated_span
+from agent.schemas import (
+    Critique,
+    ObjectExpectation,
+    Prediction,
+    Rewrite,
+    Severity,
+    Violation,
+    generated_span,
+)
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
-from physics_iq.vocabulary import TYPICAL_SIZE_M, says
+from physics_iq.vocabulary import TYPICAL_SIZE_M, direction, says
 
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?(?! of)|dropped|opens?|opened)\b", re.I)
@@ -257,6 +265,7 @@ class OfflineReasoner:
             + (", magnetic force" if magnet else ""),
             expected_outcome=outcome,
             prompt=self._compose(scene.description, statements),
+            expectations=_expectations(view, statements, scene),
         )
 
     # 2. critique ------------------------------------------------------------------------------------------
@@ -576,7 +585,11 @@ class OfflineReasoner:
             f"loop {loop_index}: applied {len(critique.suggested_changes)} suggested change(s), replacing "
             f"{replaced} sentence(s) about the same object and aspect"
         )
-        return Rewrite(reasoning=reasoning, prompt=self._compose(scene.description, kept))
+        return Rewrite(
+            reasoning=reasoning,
+            prompt=self._compose(scene.description, kept),
+            expectations=_expectations(view, kept, scene),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -604,6 +617,65 @@ def _key(sentence: str, objects: list[motion.Blob]) -> tuple[str, frozenset[str]
     if "fall speed" in aspects and "motion" not in aspects:
         aspects.discard("fall speed")
     return (who, frozenset(aspects)) if aspects else None
+
+
+def _expectations(view: _View, statements: list[str], scene: Scene) -> list[ObjectExpectation]:
+    """The structured expectation of each object, read back from the prompt's own sentences (so the numbers
+    say what the words say), with the critic's measurements for speed and the time to land."""
+    height, width = scene.prefix.shape[1:3]
+    duration = scene.num_frames / scene.fps
+    g = 9.81 * view.px_per_m if view.px_per_m else None
+    out = []
+    for e in view.expect:
+        if e.kind == "reflection":
+            continue
+        about = [s for s in statements if motion.refers(s, e.blob)]
+        text = " ".join(about)
+        heading = direction(text) or (
+            _way(*e.velocity).replace("to the ", "") if math.hypot(*e.velocity) > 8 else None
+        )
+        falls = says(text, "falls") or e.falls
+        still = (says(text, "still") or e.kind in ("resting", "held")) and not falls and not e.pull
+        if still:
+            kind = "still"
+        elif falls and not math.hypot(*e.velocity) > 8:
+            kind = "falling"
+        elif says(text, "swings"):
+            kind = "swinging"
+        elif says(text, "rises"):
+            kind = "rising"
+        else:
+            kind = "rolling" if e.blob.shape == "round" else "sliding"
+        share = math.hypot(*e.velocity) / width
+        speed = "none" if still else "slow" if share < 0.15 else "medium" if share < 0.35 else "fast"
+        bounce = "high" if says(text, "bounce_high") else "low" if says(text, "bounce_low") else "none"
+        friction = (
+            "low" if says(text, "keeps_speed") or says(text, "slows_gently")
+            else "high" if says(text, "slows_quickly")
+            else "medium"
+        )  # fmt: skip
+        lands_at = None
+        if falls and g:
+            col = int(min(max(round(e.blob.x), 0), width - 1))
+            drop = float(view.perception.support[col]) - e.blob.bottom
+            if drop > 2:
+                lands_at = round(min(1.0, math.sqrt(2 * drop / g) / duration), 3)
+        out.append(
+            ObjectExpectation.model_validate(
+                {
+                    "object": e.blob.name,
+                    "x": round(min(max(e.blob.x / width, 0.0), 1.0), 3),
+                    "y": round(min(max(e.blob.y / height, 0.0), 1.0), 3),
+                    "motion": kind,
+                    "direction": "none" if still or heading is None else heading,
+                    "speed": speed,
+                    "bounce": bounce,
+                    "friction": friction,
+                    "lands_at": lands_at,
+                }
+            )
+        )
+    return out
 
 
 def _overlaps(a: tuple[str, frozenset[str]] | None, b: tuple[str, frozenset[str]]) -> bool:

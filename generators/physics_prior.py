@@ -452,7 +452,7 @@ def _rotated(sprite: _Sprite, angle: float) -> _Sprite:
     cx, cy = -sprite.dx, -sprite.dy
     size = math.ceil(2 * math.hypot(max(cx, w - cx), max(cy, h - cy))) + 2
     matrix = cv2.getRotationMatrix2D((cx, cy), -math.degrees(angle), 1.0)
-    matrix[:, 2] += (size / 2 - cx, size / 2 - cy)
+    matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
     pixels = cv2.warpAffine(sprite.pixels, matrix, (size, size), flags=cv2.INTER_LINEAR)
     alpha = cv2.warpAffine(sprite.alpha, matrix, (size, size), flags=cv2.INTER_LINEAR)
     return _Sprite(pixels, alpha, -size / 2, -size / 2)

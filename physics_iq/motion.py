@@ -746,12 +746,12 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
         candidates = _candidates(
             switch, names, gradient, mention, taken, circles or [], support_guess, floor_y
         )
-        for score, mask, shape, radius in candidates:
+        for score, mask, kind, fitted in candidates:
             if missing <= 0 or score < 0.2:
                 break
             if (mask & taken).sum() > 0.3 * mask.sum():
                 continue
-            blob = add(mask & ~taken if shape != "round" else mask, shape, False, radius)
+            blob = add(mask & ~taken if kind != "round" else mask, kind, False, fitted)
             blob.mention = index
             missing -= 1
     _assign_mentions(objects, named)
@@ -1462,6 +1462,8 @@ def summarise(
     ``reference`` and ``labels`` are the objects of ``frames[0]`` (when ``labels`` is missing the reference
     objects are looked up again in ``frames[0]`` by perception of that frame alone).
     """
+    if reference is not None and not reference:
+        labels = np.zeros(frames.shape[1:3], np.int32)  # nothing to follow
     if reference is not None and labels is None:
         perception = perceive(frames[:1])
         labels = perception.labels
