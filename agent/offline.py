@@ -43,7 +43,7 @@ from agent.schemas import (
 )
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
-from physics_iq.vocabulary import TYPICAL_SIZE_M, direction, says
+from physics_iq.vocabulary import TETHER_WORDS, TYPICAL_SIZE_M, direction, says, words
 
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?(?! of)|dropped|opens?|opened)\b", re.I)
@@ -94,6 +94,8 @@ class _Expect:
     velocity: tuple[float, float] = (0.0, 0.0)
     before: motion.ObjectMotion | None = None
     falls: bool = False
+    slope: str = ""  # let go on a slope: "right" or "left", the way down
+    tether: str = ""  # let go on a rod or cord: what it hangs from
     pull: str = ""  # "", "pulled:right", "pushed:left" ...
     statements: list[str] = field(default_factory=list)
 
@@ -177,9 +179,11 @@ class OfflineReasoner:
             for m in summary.objects:
                 before[m.name] = _reversed(m, scene.fps)
         images = motion.mirror_images(objects, perception.floor_y)
-        releases = bool(_RELEASE.search(scene.description))
+        let_go = motion.released(scene.description, objects)
+        tethered_by = next((w for w in words(scene.description) if w in TETHER_WORDS), "")
         pull, side = _magnet(scene.description)
         floor_word = _floor_word(scene.description)
+        support = perception.support
         expect = []
         for k, blob in enumerate(objects):
             if k in images:
@@ -187,14 +191,22 @@ class OfflineReasoner:
                 continue
             pre = before.get(motion.track_name(k, blob))
             velocity = pre.velocity if pre is not None else (0.0, 0.0)
-            col = int(min(max(round(blob.x), 0), len(perception.support) - 1))
-            supported = blob.bottom >= float(perception.support[col]) - 4
+            col = int(min(max(round(blob.x), 0), len(support) - 1))
+            supported = blob.bottom >= float(support[col]) - 4
+            r = max(2, round(blob.radius))
+            slope = (float(support[min(len(support) - 1, col + r)]) - float(support[max(0, col - r)])) / (
+                2 * r
+            )
             if blob.shape in ("grains", "fluid"):
                 e = _Expect(blob, "material", velocity, pre)
             elif math.hypot(*velocity) > 8:
                 e = _Expect(blob, "moving", velocity, pre, falls=not supported or bool(pre and pre.gravity))
-            elif releases and not supported and blob.mention >= 0:
+            elif k in let_go and tethered_by and motion.tether(scene.prefix[-1], blob) is not None:
+                e = _Expect(blob, "swinging", velocity, pre, tether=tethered_by)
+            elif k in let_go and not supported:
                 e = _Expect(blob, "released", velocity, pre, falls=True)
+            elif k in let_go and abs(slope) > 0.15:
+                e = _Expect(blob, "released", velocity, pre, slope="right" if slope > 0 else "left")
             elif supported:
                 e = _Expect(blob, "resting", velocity, pre)
             else:
@@ -225,8 +237,14 @@ class OfflineReasoner:
             else:
                 tail = " and falls" if e.falls else ""
                 out.append(f"{_cap(name)} keeps {verb} {way} at the speed it has{tail}.")
+        elif e.kind == "released" and e.slope:
+            out.append(
+                f"{_cap(name)} is let go and {verb.replace('ing', 's')} down the slope to the {e.slope}."
+            )
         elif e.kind == "released":
             out.append(f"{_cap(name)} is let go and falls straight down onto the {floor}.")
+        elif e.kind == "swinging":
+            out.append(f"{_cap(name)} is let go and swings down on its {e.tether}.")
         elif e.kind == "resting":
             if not e.pull:
                 out.append(f"{_cap(name)} stays where it is until something hits it.")
@@ -326,7 +344,7 @@ class OfflineReasoner:
                     tail = " and falls" if e.falls and way not in ("up", "down") else ""
                     changes.append(f"{_cap(name)} keeps {verb} {way} at the same speed it had{tail}.")
             # -- let go: it must fall
-            if e.kind == "released":
+            if e.kind in ("released", "swinging"):
                 dropped = m.lowest_y - (e.blob.bottom)
                 if dropped < 3 and start[1] < 5:
                     error += 1.0
@@ -338,9 +356,7 @@ class OfflineReasoner:
                         "high",
                         f"the description says {name} is let go, but it stays in the air",
                     )
-                    changes.append(
-                        f"{_cap(name)} is let go and falls straight down onto the {view.floor_word}."
-                    )
+                    changes.append(e.statements[0] if e.statements else f"{_cap(name)} is let go and falls.")
             # -- a thing resting until hit must not start by itself
             if e.kind in ("resting", "held") and not e.pull and speed1 > 15:
                 error += 0.5
@@ -354,7 +370,7 @@ class OfflineReasoner:
                 )
                 changes.append(_cap(e.statements[0]) if e.statements else f"{_cap(name)} stays where it is.")
             # -- falling at a plausible rate for the scene's scale (or as before the switch)
-            if m.gravity is not None and m.gravity > 0:
+            if m.gravity is not None and m.gravity > 0 and e.kind != "swinging" and not e.slope:
                 reference = (
                     e.before.gravity
                     if e.before is not None and e.before.gravity and e.before.gravity > 20
@@ -508,6 +524,7 @@ class OfflineReasoner:
                 m.stopped_at is not None
                 and 0 < m.stopped_at < len(frames) - 2
                 and e.kind in ("moving", "released")
+                and not e.slope
             ):
                 x, y = m.positions[m.stopped_at]
                 col = int(min(max(round(x), 0), width - 1))

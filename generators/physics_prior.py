@@ -12,6 +12,8 @@ left"; "it" continues the previous sentence's object), with the phrase tables of
 :data:`physics_iq.vocabulary.MOTION_PHRASES`:
 
 - falling: "is let go and falls", "drops", "falls straight down" (an object at rest in the air is released);
+  "swings" when the prompt says it hangs from a rod, cord or string (:data:`physics_iq.vocabulary.TETHER_WORDS`):
+  it swings about the far end of the straight thin line above it (:func:`physics_iq.motion.tether`);
 - staying: "stays still", "does not move" (pinned); "stays where it is until something hits it" (at rest,
   free to be pushed);
 - moving: "keeps rolling to the right", "slides to the left", "moves up" (direction; the speed is the
@@ -55,6 +57,7 @@ from physics_iq import motion
 from physics_iq.vocabulary import (
     SMOOTH_WORDS,
     SPEED_WORDS,
+    TETHER_WORDS,
     TYPICAL_SIZE_M,
     direction,
     says,
@@ -86,7 +89,9 @@ class SimBody:
     A disc of ``radius``, or, when ``box`` is given, a ``(width, height)`` rectangle turned by ``angle``
     (radians). ``mirror_of`` marks the reflection of body ``mirror_of`` in the glossy ground surface: it is not
     simulated but drawn where the mirror puts it. ``restitution`` and ``damping`` (velocity fraction kept per
-    second) override the world's for this body when set.
+    second) override the world's for this body when set. ``pivot`` pins it to a fixed point by a rigid rod of
+    its start distance (a pendulum, a lamp on a cord). ``asleep`` keeps a resting body exactly where it is until
+    a moving body comes into contact (things at rest do not settle or jitter by themselves).
     """
 
     x: float
@@ -101,6 +106,8 @@ class SimBody:
     angle: float = 0.0
     restitution: float | None = None
     damping: float | None = None
+    pivot: tuple[float, float] | None = None
+    asleep: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,8 @@ def simulate(
             moment = pymunk.moment_for_circle(mass, 0, max(b.radius, 0.5))
         if b.pinned:
             body = pymunk.Body(body_type=pymunk.Body.STATIC)
+        elif b.asleep:
+            body = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         else:
             body = pymunk.Body(mass, moment)
             body.velocity = (b.vx, b.vy)
@@ -201,15 +210,40 @@ def simulate(
         shape.elasticity = min(max(restitution, 0.0), 0.99)
         shape.friction = params.friction
         space.add(body, shape)
+        if b.pivot is not None and not b.pinned:
+            space.add(pymunk.PinJoint(space.static_body, body, b.pivot, (0.0, 0.0)))
         handles.append(body)
     out = np.zeros((n_frames, len(bodies), 3 if with_angles else 2))
     dt = 1.0 / (fps * substeps)
+    sleeping = {
+        k
+        for k, (handle, b) in enumerate(zip(handles, bodies, strict=True))
+        if handle is not None and b.asleep
+    }
+    reach = [max(b.radius, 0.5 * math.hypot(*b.box)) if b.box is not None else b.radius for b in bodies]
     pulled: list[tuple[pymunk.Body, Pull]] = []
     for handle, b in zip(handles, bodies, strict=True):
         if handle is not None and b.pull is not None and handle.body_type == pymunk.Body.DYNAMIC:
             pulled.append((handle, b.pull))
     for t in range(n_frames):
         for _ in range(substeps):
+            for k in list(sleeping):
+                sleeper = handles[k]
+                assert sleeper is not None  # only simulated bodies sleep
+                # Woken by contact: a moving body within reach of it.
+                near = any(
+                    other is not None
+                    and j not in sleeping
+                    and other.body_type == pymunk.Body.DYNAMIC
+                    and (other.position - sleeper.position).length < reach[j] + reach[k] + 2.0
+                    for j, other in enumerate(handles)
+                )
+                if near:
+                    b = bodies[k]
+                    sleeper.body_type = pymunk.Body.DYNAMIC
+                    for shape in sleeper.shapes:
+                        shape.mass = max(1e-3, (b.box[0] * b.box[1] / math.pi) if b.box else b.radius**2)
+                    sleeping.discard(k)
             for body, pull in pulled:
                 dx, dy = pull.x - body.position.x, pull.y - body.position.y
                 distance = max(math.hypot(dx, dy), 1e-6)
@@ -255,6 +289,7 @@ class Said:
     """
 
     falls: bool = False
+    swings: bool = False
     still: bool = False
     free: bool = False
     moves: bool = False
@@ -288,6 +323,8 @@ def _said_in(sentence: str, said: Said) -> None:
         said.free = True
     if says(sentence, "falls"):
         said.falls = True
+    if says(sentence, "swings"):
+        said.swings = True
     if says(sentence, "moves") or says(sentence, "swings") or says(sentence, "rises"):
         said.moves = True
     heading = direction(sentence)
@@ -661,14 +698,20 @@ class PhysicsPriorGenerator:
             resting = math.hypot(vx, vy) < 5
             col = int(min(max(round(blob.x), 0), width - 1))
             below = float(support[col])
-            supported = blob.bottom >= below - 3
+            supported = blob.bottom >= below - 4  # on it, or a little into it (the support was hidden)
             released = s.falls or said.everyone.falls
             pinned = (
                 s.still or said.everyone.still or (resting and not supported and not released and not s.moves)
             )
             if blob.shape in ("grains", "fluid"):
                 pinned = True  # a pile of beads or a body of liquid is not one rigid body
-            y = min(blob.y, below - (blob.bbox[3] / 2 if blob.shape == "box" else blob.radius))
+            asleep = resting and supported and not released and not s.moves and s.pull is None and not pinned
+            # Never start inside what it stands on, unless it rests there as it is (then it stays put).
+            y = (
+                blob.y
+                if asleep
+                else min(blob.y, below - (blob.bbox[3] / 2 if blob.shape == "box" else blob.radius))
+            )
             pull = None
             if s.pull is not None:
                 sign, side = s.pull
@@ -682,6 +725,9 @@ class PhysicsPriorGenerator:
             if restitution is None and blob.bounce is not None:
                 restitution = 0.75 if blob.bounce == "bouncy" else 0.08
             keep = s.keep if s.keep is not None else said.everyone.keep
+            pivot = None
+            if not pinned and (s.swings or s.falls) and TETHER_WORDS & set(words(request.prompt)):
+                pivot = motion.tether(switch, blob)  # hangs from a rod or cord: it swings about its far end
             box = None
             angle = 0.0
             if blob.shape == "box":
@@ -700,6 +746,8 @@ class PhysicsPriorGenerator:
                     angle=angle,
                     restitution=restitution,
                     damping=keep,
+                    pivot=pivot,
+                    asleep=asleep,
                 )
             )
         if fall_scales:

@@ -906,6 +906,98 @@ def refers(sentence: str, blob: Blob) -> bool:
     return True
 
 
+def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tuple[float, float] | None:
+    """The fixed end of a straight thin line (a rod, a cord, a string) that holds an object from above, or
+    ``None``: the pivot it swings about once it is let go.
+
+    Rays are cast upwards from the object's edge every 3 degrees; along each, a pixel is "line" when it differs
+    from the pixels 3 px to both sides of the ray (a thin structure, not a wall or a stripe seen edge-on) and
+    keeps about the colour the line had so far. The longest run (at least ``min_length``, default 3 radii,
+    short gaps bridged) wins; its far end is the pivot.
+
+    >>> img = np.full((120, 160, 3), 200, np.uint8)
+    >>> _ = cv2.line(img, (40, 10), (80, 80), (30, 30, 30), 2)
+    >>> _ = cv2.circle(img, (84, 86), 8, (200, 40, 40), -1)
+    >>> ball = Blob(84.0, 86.0, 200, "red", (76, 78, 17, 17), 1, "round", fitted_radius=8.0)
+    >>> [round(v) for v in tether(img, ball)]
+    [39, 10]
+    """
+    height, width = frame.shape[:2]
+    image = frame.astype(np.float32)
+    r = blob.radius
+    need = 3.0 * r if min_length is None else min_length
+
+    def follow(degrees: float) -> tuple[int, tuple[float, float] | None]:
+        theta = math.radians(degrees)
+        ux, uy = math.cos(theta), math.sin(theta)
+        nx, ny = -uy, ux
+        run = gaps = 0
+        end: tuple[float, float] | None = None
+        colour: np.ndarray | None = None
+        d = r + 1.5
+        while gaps <= 3:
+            px, py = blob.x + ux * d, blob.y + uy * d
+            ax, ay, bx, by = px + 3 * nx, py + 3 * ny, px - 3 * nx, py - 3 * ny
+            inside = min(px, ax, bx) >= 0 and max(px, ax, bx) < width - 1
+            if not (inside and min(py, ay, by) >= 0 and max(py, ay, by) < height - 1):
+                break
+            here = image[round(py), round(px)]
+            side_a, side_b = image[round(ay), round(ax)], image[round(by), round(bx)]
+            is_line = bool(np.linalg.norm(here - side_a) > 30 and np.linalg.norm(here - side_b) > 30)
+            if is_line and colour is not None and np.linalg.norm(here - colour) > 60:
+                is_line = False
+            if is_line:
+                colour = here if colour is None else 0.8 * colour + 0.2 * here
+                run += 1 + gaps
+                gaps = 0
+                end = (px, py)
+            elif run == 0 and d > r + 4:
+                break  # the line must start at the object
+            else:
+                gaps += 1
+            d += 1.0
+        return run, end
+
+    coarse = max(range(-177, -2, 3), key=lambda a: follow(a)[0])
+    # A thin line far from the object drifts off a ray a few degrees wrong: refine around the best.
+    fine = max((coarse + k * 0.25 for k in range(-12, 13)), key=lambda a: follow(a)[0])
+    run, end = follow(fine)
+    return end if end is not None and run >= need else None
+
+
+_RELEASE_WORDS = re.compile(
+    r"\b(?:lets? go|let go|released?|releases|releasing|drops?(?! of)|dropped|opens?|opened|slides? away)\b",
+    re.I,
+)
+
+
+def released(text: str, objects: list[Blob]) -> set[int]:
+    """Indices of the objects a text says are let go: those named in a sentence that announces a release
+    ("The grabbers let go of both balls", "The bob is let go"), or, when such a sentence names none of them
+    ("The grabber opens"), every named object.
+
+    >>> a = Blob(10, 10, 80, "white", (5, 5, 10, 10), 1, "round", "lamp", "the white lamp", mention=0)
+    >>> b = Blob(30, 10, 80, "black", (25, 5, 10, 10), 2, "round", "ball", "the black ball", mention=1)
+    >>> sorted(released("A white lamp and a black ball hang on cords. The lamp is let go and swings.", [a, b]))
+    [0]
+    >>> sorted(released("The grabbers let go of both balls.", [b])), sorted(released("The gate opens.", [a, b]))
+    ([0], [0, 1])
+    >>> sorted(released("The lamp is let go.", [b]))  # the lamp was not found: the ball stays
+    []
+    """
+    out: set[int] = set()
+    for sentence in re.split(r"(?<=[.!?;])\s+", text):
+        if not _RELEASE_WORDS.search(sentence):
+            continue
+        named = {k for k, blob in enumerate(objects) if refers(sentence, blob)}
+        if not named and not any(w in OBJECT_NOUNS for w in words(sentence)):
+            # "The grabber opens": it names no thing, so everything named in the scene is let go. (A sentence
+            # that names a thing not found in the picture lets nothing else go.)
+            named = {k for k, blob in enumerate(objects) if blob.mention >= 0}
+        out |= named
+    return out
+
+
 def detect_objects(frame: np.ndarray, text: str = "") -> tuple[list[Blob], np.ndarray]:
     """The objects of one image that ``text`` names, with the label image (see :func:`perceive`).
 

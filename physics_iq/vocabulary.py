@@ -185,6 +185,11 @@ IMPLIED_COLOURS: dict[str, str] = {
     "wood": "brown",
 }
 
+#: Things an object can hang from and swing on once it is let go (a grabber arm just lets go: free fall).
+TETHER_WORDS: frozenset[str] = frozenset(
+    {"rod", "cord", "string", "rope", "chain", "wire", "thread", "pendulum", "cable", "lanyard"}
+)
+
 #: Words that say an object is bouncy or dead (what a person knows about materials).
 BOUNCY_WORDS: frozenset[str] = frozenset(
     {"rubber", "tennis", "bouncy", "basketball", "football", "inflatable", "superball", "ping-pong"}
@@ -224,7 +229,7 @@ TYPICAL_SIZE_M: dict[str, float] = {
 #: The offline critic writes sentences from these; the physics prior reads prompts with them. Both sides use
 #: the same table, and it also holds common wordings neither side writes (a real VLM's prompt).
 MOTION_PHRASES: dict[str, tuple[str, ...]] = {
-    "falls": (r"\bfalls?\b", r"\bfalling\b", r"\bdrops?\b", r"\bdropped\b", r"\blet go\b", r"\blets go\b",
+    "falls": (r"\bfalls?\b", r"\bfalling\b", r"\bdrops?\b(?! of)", r"\bdropped\b", r"\blet go\b", r"\blets go\b",
               r"\breleased?\b", r"\breleases\b", r"\btumbles?\b", r"\bplummets?\b"),
     "still": (r"\bstays? (?:still|put|in place|where it is|at rest|motionless)\b",
               r"\bremains? (?:still|in place|where it is|at rest|motionless)\b",
@@ -343,6 +348,7 @@ __all__ = [
     "SUPPORT_NOUNS",
     "TOOL_NOUNS",
     "MOTION_PHRASES",
+    "TETHER_WORDS",
     "TYPICAL_SIZE_M",
     "colour_word",
     "direction",
