@@ -233,10 +233,10 @@ class OfflineReasoner:
         if e.kind == "moving":
             way = _way(*e.velocity)
             if way in ("up", "down"):
-                out.append(f"{_cap(name)} keeps moving {way} with the speed it has.")
+                out.append(f"{_cap(name)} keeps moving {way}.")
             else:
                 tail = " and falls" if e.falls else ""
-                out.append(f"{_cap(name)} keeps {verb} {way} at the speed it has{tail}.")
+                out.append(f"{_cap(name)} keeps {verb} {way}{tail}.")
         elif e.kind == "released" and e.slope:
             out.append(
                 f"{_cap(name)} is let go and {verb.replace('ing', 's')} down the slope to the {e.slope}."

@@ -17,7 +17,8 @@ left"; "it" continues the previous sentence's object), with the phrase tables of
 - staying: "stays still", "does not move" (pinned); "stays where it is until something hits it" (at rest,
   free to be pushed);
 - moving: "keeps rolling to the right", "slides to the left", "moves up" (direction; the speed is the
-  prefix's in v2v, else "slowly" / "quickly" as a share of the frame width per second);
+  prefix's in v2v, give or take the seed's jitter, exactly it with "at the same speed it had", else "slowly" /
+  "quickly" as a share of the frame width per second);
 - slowing: "at the same speed", "slows down gently", "slows down", "stops quickly", "comes to rest after about
   2 seconds";
 - bouncing: "bounces a few times, each bounce lower", "bounces high", "bounces a little", "does not bounce";
@@ -290,6 +291,7 @@ class Said:
 
     falls: bool = False
     swings: bool = False
+    same_speed: bool = False
     still: bool = False
     free: bool = False
     moves: bool = False
@@ -325,6 +327,8 @@ def _said_in(sentence: str, said: Said) -> None:
         said.falls = True
     if says(sentence, "swings"):
         said.swings = True
+    if says(sentence, "same_speed"):
+        said.same_speed = True
     if says(sentence, "moves") or says(sentence, "swings") or says(sentence, "rises"):
         said.moves = True
     heading = direction(sentence)
@@ -687,7 +691,7 @@ class PhysicsPriorGenerator:
             if s.fall_scale is not None:
                 fall_scales.append(s.fall_scale)
             vx, vy = measured.get(k, (0.0, 0.0))
-            if k in measured:
+            if k in measured and not s.same_speed:  # "at the same speed it had": exactly the measured one
                 vx *= 1 + rng.normal(0, self.velocity_jitter)
                 vy *= 1 + rng.normal(0, self.velocity_jitter)
             if s.moves and s.heading is not None and (k not in measured or math.hypot(vx, vy) < 5):
@@ -752,8 +756,11 @@ class PhysicsPriorGenerator:
             )
         if fall_scales:
             g *= float(np.mean(fall_scales))
-        # "A smooth track", "an icy floor": things slide with hardly any friction.
-        friction = 0.02 if SMOOTH_WORDS & set(words(request.prompt)) else 0.5
+        # "A smooth track", "an icy floor": things slide with hardly any friction or drag.
+        smooth = bool(SMOOTH_WORDS & set(words(request.prompt)))
+        friction = 0.02 if smooth else 0.5
+        if smooth:
+            default_keep = max(default_keep, 0.95)
         params = WorldParams(gravity=g, restitution=default_bounce, damping=default_keep, friction=friction)
         return Plan(bodies, params, floor_y, surface_polyline(support), perception)
 

@@ -1434,10 +1434,13 @@ def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> Obj
     for a, b in itertools.pairwise(cuts):
         # Drop the frame on each side of a bounce: contact smears the parabola.
         a2, b2 = a + (1 if a > 0 else 0), b - (1 if b < len(y) else 0)
-        if b2 - a2 >= 4 and np.all(seen[a2:b2]):
+        if b2 - a2 >= 5 and np.all(seen[a2:b2]):
             times = np.arange(a2, b2) / fps
             coeffs = np.polyfit(times, y[a2:b2], 2)
-            segments.append(Segment(a2, b2, float(2 * coeffs[0])))
+            residual = y[a2:b2] - np.polyval(coeffs, times)
+            # A clean parabola only: a short or bumpy stretch (a landing, a roll) says nothing about gravity.
+            if float(np.sqrt(np.mean(residual**2))) < 1.5:
+                segments.append(Segment(a2, b2, float(2 * coeffs[0])))
     # Only segments that actually move vertically measure gravity (rolling on the floor has accel 0).
     flights = [s for s in segments if np.ptp(y[s.start : s.stop]) > 3]
     gravity = float(np.median([s.accel for s in flights])) if flights else None
