@@ -305,7 +305,8 @@ class OfflineReasoner:
         def flag(first: int, last: int, obj: str, law: str, severity: Severity, detail: str) -> None:
             # Track frame 0 is the switch frame: generated frame k is track frame k + 1.
             when = generated_span(max(0, first - 1), max(0, last - 1), scene.fps)
-            violations.append(Violation(object=obj, law=law, severity=severity, when=when, detail=detail))
+            sentence = _cap(detail) + ("" if detail.endswith(".") else ".")
+            violations.append(Violation(object=obj, law=law, severity=severity, when=when, detail=sentence))
 
         g_expected = 9.81 * view.px_per_m if view.px_per_m else None
         for k, e in enumerate(view.expect):
