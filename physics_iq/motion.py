@@ -117,7 +117,12 @@ def colour_name(rgb: tuple[int, int, int] | np.ndarray) -> str:
 
 def object_colour(pixels: np.ndarray) -> str:
     """The colour word of an object from its pixels ``(N, 3)``: the commonest name among its mid-lit pixels
-    (shading darkens one side and a highlight whitens a spot; neither names the object)."""
+    (lightness between its 35th and 90th percentiles). Shading darkens one side and a highlight whitens a
+    spot; neither names the object.
+
+    >>> object_colour(np.array([[200, 30, 30]] * 8 + [[90, 10, 10]] * 4 + [[255, 255, 255]], np.uint8))
+    'red'
+    """
     if len(pixels) == 0:
         return "grey"
     light, chroma, hue = lch(pixels.reshape(-1, 1, 3))

@@ -270,12 +270,12 @@ def test_offline_critic_writes_ordinary_language_and_rewrites_in_place(suite: Da
     critic = OfflineReasoner(PromptSet("default"))
     prediction = critic.predict(scene)
     assert "The red ball keeps rolling to the right." in prediction.prompt
-    # A continuation that lifts the ball 20 px and freezes it there in mid-air.
+    # A continuation in which the rolling ball stops dead at the switch frame.
     perception = _perceived(prefix, row.description)
     red = next(b for b in perception.objects if b.colour == "red")
     frozen = np.repeat(perception.background[None], 40, axis=0).copy()
     for frame in frozen:
-        cv2.circle(frame, (int(red.x), int(red.y) - 20), round(red.radius), (230, 30, 30), -1)
+        cv2.circle(frame, (round(red.x), round(red.y)), round(red.radius), (230, 30, 30), -1)
     critique = critic.critique(scene, prediction.prompt, frozen)
     assert critique.verdict == "inconsistent" and "velocity continuity" in {
         v.law for v in critique.violations
