@@ -285,10 +285,7 @@ def test_offline_critic_writes_ordinary_language_and_rewrites_in_place(suite: Da
     for text in texts:
         assert not any(word in text for word in PRIVATE), text
         assert text[:1].isupper() and text.endswith("."), text
-    assert any(
-        v.detail.startswith("Right after the switch frame the red ball ")
-        for v in critique.violations
-    )
+    assert any(v.detail.startswith("Right after the switch frame the red ball ") for v in critique.violations)
     assert "The red ball keeps rolling to the right at the same speed it had." in critique.suggested_changes
     rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(critique,)))
     assert rewrite.prompt != prediction.prompt and "at the same speed it had" in rewrite.prompt
