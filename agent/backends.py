@@ -10,10 +10,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent.budget import BackendGate, MeteredVLM, UsageMeter
 from agent.prompting import PromptSet
 from agent.reasoning import Reasoner
 from agent.runs import RunConfig
+from agent.views import ViewOptions
+from generators.base import DEFAULT_PROMPT_STYLE, PromptStyle
+from physics_iq.registry import BackendOptionError
 
 
 def parse_options(raw: dict[str, str]) -> dict[str, Any]:
@@ -37,11 +42,17 @@ def build_reasoner(
     meter: UsageMeter | None = None,
     trace: Callable[[dict[str, Any]], None] | None = None,
     gate: BackendGate | None = None,
+    style: PromptStyle = DEFAULT_PROMPT_STYLE,
 ) -> Reasoner:
     """``offline`` -> the motion-grounded critic; any other name -> ``VLMS`` backend through templates.
 
     With a ``meter``, every VLM reply is counted (tokens, cost) for the run's budgets and progress display,
     and with a ``trace`` too, each call's tokens and cost become a ``vlm_call`` event of the run's trace.
+    ``style`` is what the run's generator reads best (prompt length, negative prompt), and
+    ``config.view_options`` what a critique shows (:class:`agent.views.ViewOptions`).
+
+    Raises:
+        physics_iq.registry.BackendOptionError: a view option that is not one.
     """
     if config.vlm == "offline":
         from agent.offline import OfflineReasoner
@@ -53,7 +64,14 @@ def build_reasoner(
     vlm = VLMS.resolve(config.vlm)(**parse_options(config.vlm_options))
     if meter is not None:
         vlm = MeteredVLM(vlm, meter, trace, gate)
-    return VLMReasoner(vlm, prompts, grounding=config.grounding)
+    try:
+        views = ViewOptions.model_validate(parse_options(config.view_options))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise BackendOptionError(
+            f"--view-opt: {problems} (known: {', '.join(ViewOptions.model_fields)})"
+        ) from None
+    return VLMReasoner(vlm, prompts, grounding=config.grounding, views=views, style=style)
 
 
 def check_reasoner(reasoner: Reasoner) -> str:

@@ -31,6 +31,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("agent.vlm.base", "VLMError"),  # e.g. no API key in the environment
     ("agent.workflows.compare", "CompareError"),
     ("agent.workflows.sweep", "SweepError"),
+    ("agent.selection", "SelectionError"),  # a selector spec naming no selector
 )
 
 

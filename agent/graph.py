@@ -41,8 +41,15 @@ from langgraph.types import Command, RetryPolicy, Send, interrupt
 from agent.budget import BackendDown, scenario_scope
 from agent.pool import GeneratorPool
 from agent.reasoning import Reasoner, RewriteContext, Scene, fallback_prediction
-from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite
-from agent.selection import CRITIC_SELECTOR, critique_key, pairwise_select, rank_critiques
+from agent.schemas import Critique, Prediction, ReplyParseError, Rewrite
+from agent.selection import (
+    Candidate,
+    CriticSelector,
+    SelectionContext,
+    Selector,
+    pick_record,
+    rank_critiques,
+)
 from agent.state import Attempt, CritiqueRecord, GenerateTask, LoopState
 from agent.vlm.base import VLMError, VLMUnavailable
 from generators.base import GenerationError, GenerationRequest
@@ -72,9 +79,6 @@ class LoopSettings:
         seed: Base seed; attempt seeds are ``seed + k``, the same in every loop so loops differ by prompt only.
         similarity_stop: Stop when a rewrite is at least this similar to the previous prompt (difflib ratio).
         plateau: Stop when the loop's best critic score improves by less than this over the best so far.
-        selector: Honest ensemble selector: ``"critic"`` (best critique) or ``"judge"`` (pairwise VLM
-            tournament over the ``judge_candidates`` best-critiqued attempts; needs a reasoner with ``judge``).
-        judge_candidates: How many attempts (in critic order) enter the judge's tournament.
     """
 
     n_seeds: int = 2
@@ -82,8 +86,6 @@ class LoopSettings:
     seed: int = 0
     similarity_stop: float = 0.98
     plateau: float = 0.005
-    selector: str = "critic"
-    judge_candidates: int = 4
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,10 @@ class LoopContext:
         generators: The generator pool; a node borrows an instance for one call.
         generator_id: Name plus options, part of every attempt's content hash.
         scenes: Scene, folder and generator context per scenario.
-        settings: Budgets, stopping rules, selector.
+        settings: Budgets and stopping rules.
+        selector: The honest ensemble selector (:mod:`agent.selection`; the critic's ranking by default).
+        label: Names this variant of the loop in its output files and events (``""`` for the refinement
+            itself, ``"best_of_n"`` for the equal-budget baseline).
         score: Optional ``(take1_id, attempts) -> scores dict`` (the Physics-IQ evaluator, when ground truth
             exists); must label oracle numbers as such.
         trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
@@ -106,12 +111,14 @@ class LoopContext:
     generator_id: str
     scenes: SceneSource
     settings: LoopSettings = field(default_factory=LoopSettings)
+    selector: Selector = field(default_factory=CriticSelector)
+    label: str = ""
     score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
     trace: Callable[[dict[str, Any]], None] | None = None
 
     def emit(self, **event: Any) -> None:
         if self.trace is not None:
-            self.trace(event)
+            self.trace({**event, "variant": self.label} if self.label else event)
 
 
 Rt = Runtime[LoopContext]
@@ -237,6 +244,9 @@ def decide_stop(state: LoopState, max_loops: int, plateau: float) -> tuple[str, 
 def predict(state: LoopState, runtime: Rt) -> dict[str, Any]:
     ctx = runtime.context
     take1_id = state["take1_id"]
+    if state.get("prompt"):  # a variant started from a given prompt (the best-of-N baseline): nothing to ask
+        ctx.emit(node="predict", take1_id=take1_id, prompt=state["prompt"], given=True)
+        return {"loop_index": 1, "prompt_history": [state["prompt"]]}
     scene = ctx.scenes.scene(take1_id)
     saved = ctx.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json"
     if saved.is_file():  # a run killed after the reply and before the step's checkpoint: do not pay twice
@@ -436,98 +446,62 @@ def rewrite_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[L
 
 
 # -- 6. ensemble: the honest pick never sees ground truth -----------------------------------------------------
-def _motion_gaps(
-    ctx: LoopContext, take1_id: int
-) -> tuple[Callable[[CritiqueRecord], float], dict[str, float]]:
-    """Tie-break measurement (velocity jump at the switch frame, px/s), and the values it measured."""
+def candidates(state: LoopState) -> list[Candidate]:
+    """Every attempt that produced a video, with its critique record when it has one (a failed critique too:
+    a verifier can still rank that attempt)."""
+    records = {r["attempt"]: r for r in state.get("critiques", [])}
+    return [
+        Candidate(path=a["path"], loop=a["loop"], seed=a["seed"], critique=records.get(a["path"]))
+        for a in state.get("attempts", [])
+        if a["path"]
+    ]
+
+
+def selection_context(ctx: LoopContext, take1_id: int) -> SelectionContext:
+    """What the selector may use: the prefix, the attempts' frames (read once) and the tracker's measurement
+    of the velocity jump at the switch frame -- never ground truth."""
     scene = ctx.scenes.scene(take1_id)
-    measured: dict[str, float] = {}
+    cache: dict[str, np.ndarray] = {}
 
-    def gap(record: CritiqueRecord) -> float:
-        frames, _ = read_video(record["attempt"])
-        measured[record["attempt"]] = switch_velocity_gap(scene.prefix_motion, scene.attempt_motion(frames))
-        return measured[record["attempt"]]
+    def frames(path: str) -> np.ndarray:
+        if path not in cache:
+            cache[path] = read_video(path)[0]
+        return cache[path]
 
-    return gap, measured
+    def motion_gap(candidate: Candidate) -> float:
+        return switch_velocity_gap(scene.prefix_motion, scene.attempt_motion(frames(candidate.path)))
 
-
-def _critic_pick(ctx: LoopContext, state: LoopState, note: str = "") -> dict[str, Any]:
-    gap, measured = _motion_gaps(ctx, state["take1_id"])
-    best = best_critique(state.get("critiques", []), gap)
-    honest: dict[str, Any] = {}
-    if best is not None:
-        honest = {
-            "path": best["attempt"],
-            "loop": best["loop"],
-            "seed": best["seed"],
-            "critic_score": best["score"],
-            "selector": f"{CRITIC_SELECTOR}; no ground truth{note}",
-        }
-        tied = [r for r in state.get("critiques", []) if not r["failed"]]
-        tied = [r for r in tied if critique_key(r) == critique_key(best)]
-        if len(tied) > 1:  # the critique could not tell them apart: say what did
-            honest["tied_on_critique"] = len(tied)
-            honest["switch_velocity_gap_px_s"] = {
-                f"loop {r['loop']} seed {r['seed']}": round(measured[r["attempt"]], 2) for r in tied
-            }
-    return honest
-
-
-def _judge_pick(ctx: LoopContext, state: LoopState) -> dict[str, Any]:
-    take1_id = state["take1_id"]
-    gap, _ = _motion_gaps(ctx, take1_id)
-    candidates = rank_critiques(state.get("critiques", []), gap)[: ctx.settings.judge_candidates]
-    if len(candidates) < 2:
-        return _critic_pick(ctx, state, "; judge skipped: fewer than two candidates")
-    judge: Callable[..., Judgement] | None = getattr(ctx.reasoner, "judge", None)
-    if judge is None:
-        raise TypeError(f"selector 'judge' needs a reasoner that can judge pairs; {ctx.reasoner.name} cannot")
-    scene = ctx.scenes.scene(take1_id)
-    folder = ctx.scenes.scenario_dir(take1_id) / "judge"
-
-    def prefer(a: CritiqueRecord, b: CritiqueRecord) -> Literal["A", "B"]:
-        # One file per ordered pair: a resumed run reuses bouts instead of asking (and paying) again.
-        out = folder / f"{Path(a['attempt']).stem}__{Path(b['attempt']).stem}.json"
-        if out.is_file():
-            verdict = Judgement.model_validate_json(out.read_text(encoding="utf-8"))
-        else:
-            verdict = judge(scene, read_video(a["attempt"])[0], read_video(b["attempt"])[0])
-            write_json(out, verdict.model_dump())
-        ctx.emit(node="judge", take1_id=take1_id, a=a["attempt"], b=b["attempt"], winner=verdict.winner)
-        return verdict.winner
-
-    winner, log = pairwise_select(candidates, prefer)
-    return {
-        "path": winner["attempt"],
-        "loop": winner["loop"],
-        "seed": winner["seed"],
-        "critic_score": winner["score"],
-        "selector": f"pairwise VLM judge over the {len(candidates)} best-critiqued attempts (both orders "
-        "must agree to replace the champion); no ground truth",
-        "bouts": [
-            {
-                "champion": b["champion"]["attempt"],
-                "challenger": b["challenger"]["attempt"],
-                "votes": b["votes"],
-            }
-            for b in log
-        ],
-    }
+    return SelectionContext(
+        prefix=scene.prefix,
+        fps=scene.fps,
+        mode=scene.mode,
+        frames=frames,
+        folder=ctx.scenes.scenario_dir(take1_id),
+        motion_gap=motion_gap,
+        reasoner=ctx.reasoner,
+        scene=scene,
+        emit=lambda **event: ctx.emit(take1_id=take1_id, **event),
+    )
 
 
 def ensemble(state: LoopState, runtime: Rt) -> dict[str, Any]:
     ctx = runtime.context
-    honest = _judge_pick(ctx, state) if ctx.settings.selector == "judge" else _critic_pick(ctx, state)
-    ctx.emit(node="ensemble", take1_id=state["take1_id"], honest=honest)
+    take1_id = state["take1_id"]
+    ranking = ctx.selector.rank(candidates(state), selection_context(ctx, take1_id))
+    honest = pick_record(ranking, ctx.selector)
+    ctx.emit(node="ensemble", take1_id=take1_id, honest=honest)
     return {"honest": honest}
 
 
 def ensemble_failed(state: LoopState, error: NodeError, runtime: Rt) -> Command[Literal["score"]]:
-    """The judge kept failing: fall back to the critic's pick and say so (the run goes on)."""
+    """The selector kept failing (a judge VLM that never answers): fall back to the critic's pick and say so
+    (the run goes on)."""
     ctx = runtime.context
-    note = f"; judge failed ({type(error.error).__name__}: {str(error.error)[:200]})"
-    honest = _critic_pick(ctx, state, note)
-    ctx.emit(node="ensemble", take1_id=state["take1_id"], honest=honest, failed=True)
+    take1_id = state["take1_id"]
+    note = f"; {ctx.selector.name} failed ({type(error.error).__name__}: {str(error.error)[:200]})"
+    critic = CriticSelector()
+    honest = pick_record(critic.rank(candidates(state), selection_context(ctx, take1_id)), critic, note)
+    ctx.emit(node="ensemble", take1_id=take1_id, honest=honest, failed=True)
     return Command(update={"honest": honest}, goto="score")
 
 
@@ -537,7 +511,8 @@ def score(state: LoopState, runtime: Rt) -> dict[str, Any]:
     if ctx.score is None:
         return {"scores": {}}
     scores = ctx.score(state["take1_id"], list(state.get("attempts", [])))
-    write_json(ctx.scenes.scenario_dir(state["take1_id"]) / "scores.json", scores)
+    name = f"scores-{ctx.label}.json" if ctx.label else "scores.json"
+    write_json(ctx.scenes.scenario_dir(state["take1_id"]) / name, scores)
     ctx.emit(node="score", take1_id=state["take1_id"], oracle=scores.get("oracle", {}))
     return {"scores": scores, "oracle": scores.get("oracle", {})}
 

@@ -24,8 +24,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.prompting import PromptSet
-from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply, time_label
-from agent.vlm.base import VLM, Message
+from agent.schemas import Critique, Judgement, Prediction, ReplyParseError, Rewrite, parse_reply
+from agent.views import (
+    View,
+    ViewOptions,
+    clip_video,
+    critique_views,
+    judge_views,
+    prefix_views,
+    to_message_kwargs,
+)
+from agent.vlm.base import VLM, Message, Video
 from generators.base import DEFAULT_PROMPT_STYLE, PromptStyle
 from physics_iq import motion
 
@@ -172,58 +181,20 @@ def fallback_prediction(prompts: PromptSet, scene: Scene, error: str) -> Predict
     )
 
 
-def sample_frames(frames: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """``n`` evenly spaced frames (always including the last).
-
-    >>> [int(f[0, 0, 0]) for f in sample_frames(np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 1, 1, 3), np.uint8), 3)]
-    [0, 4, 9]
-    """
-    if len(frames) <= n:
-        return tuple(frames)
-    index = np.linspace(0, len(frames) - 1, n).round().astype(int)
-    return tuple(frames[i] for i in index)
-
-
-def prefix_views(scene: Scene, n: int) -> tuple[list[str], list[np.ndarray]]:
-    """Labels and frames of the prefix shown for a prediction: evenly over it, the switch frame last."""
-    count = len(scene.prefix)
-    index = sorted({round(float(x)) for x in np.linspace(0, count - 1, min(n, count))})
-    labels = [
-        time_label("switch frame", 0.0)
-        if i == count - 1
-        else time_label("prefix", (i - (count - 1)) / scene.fps)
-        for i in index
-    ]
-    return labels, [scene.prefix[i] for i in index]
-
-
-def attempt_views(
-    scene: Scene, frames: np.ndarray, n: int, role: str = "generated"
-) -> tuple[list[str], list[np.ndarray]]:
-    """Labels and frames of a continuation: the first frames densely (where continuity is judged), then
-    evenly to the end, the last frame always included."""
-    count = len(frames)
-    dense = list(range(min(3, count, n)))
-    rest = max(0, n - len(dense))
-    spread: list[float] = []
-    if rest and count > len(dense):
-        spread = [float(x) for x in np.linspace(dense[-1] + 1 if dense else 0, count - 1, rest)]
-    index = sorted(set(dense) | {round(x) for x in spread})
-    return [time_label(role, (i + 1) / scene.fps) for i in index], [frames[i] for i in index]
-
-
 class VLMReasoner:
     """Reasoning roles played by a vision-language model through the prompt set's templates.
 
-    Every image is labelled with its role and time ("prefix, t = -0.25 s", "switch frame, t = 0 s",
-    "generated, t = +0.50 s"), and the templates ask for frames by those labels.
+    Every image is labelled with its role and time (:mod:`agent.views`: "prefix, t = -0.25 s", "switch
+    frame, t = 0 s (last real frame)", "generated, t = +0.50 s"), the templates list the labels and ask for
+    frames by them, and a critique also carries the clip as video for backends configured to send it.
 
     Args:
         vlm: Any :class:`VLM` backend.
         prompts: The prompt set.
         grounding: Give the model the tracker's motion summary as text (MASS-style grounding).
-        n_images: Generated frames shown per critique (plus up to three of the prefix); prefix frames shown
-            for a prediction.
+        views: What a critique shows (counts, contact sheet, crops of the moving region).
+        prefix_images: Prefix frames shown for a prediction.
+        judge_images: Frames of each continuation shown to the judge.
         style: What the driven generator reads best (prompt length, negative prompt).
     """
 
@@ -234,13 +205,17 @@ class VLMReasoner:
         vlm: VLM,
         prompts: PromptSet,
         grounding: bool = True,
-        n_images: int = 7,
+        views: ViewOptions | None = None,
+        prefix_images: int = 4,
+        judge_images: int = 4,
         style: PromptStyle = DEFAULT_PROMPT_STYLE,
     ) -> None:
         self.vlm = vlm
         self.prompts = prompts
         self.grounding = grounding
-        self.n_images = n_images
+        self.views = views or ViewOptions()
+        self.prefix_images = prefix_images
+        self.judge_images = judge_images
         self.style = style
         self.name = f"vlm:{getattr(vlm, 'name', type(vlm).__name__)}"
 
@@ -252,8 +227,8 @@ class VLMReasoner:
             "model_note": self.style.note,
         }
 
-    def _ask(self, text: str, labels: Sequence[str], images: Sequence[np.ndarray], schema: type[Any]) -> Any:
-        messages = [Message("user", text, tuple(images))]
+    def _ask(self, text: str, views: Sequence[View], schema: type[Any], video: Video | None = None) -> Any:
+        messages = [Message("user", text, **to_message_kwargs(views), video=video)]
         json_schema = schema.model_json_schema()
         reply = self.vlm.chat(messages, json_schema=json_schema)
         try:
@@ -286,31 +261,21 @@ class VLMReasoner:
             raise ReplyParseError(schema.__name__, reason, again.raw) from error
 
     def predict(self, scene: Scene) -> Prediction:
-        labels, images = prefix_views(scene, self.n_images)
+        views = prefix_views(scene.prefix, scene.fps, self.prefix_images)
         text = self.prompts.render(
             "predict",
             description=scene.description,
             mode=scene.mode,
-            n_images=len(images),
-            labels=labels,
+            n_images=len(views),
+            labels=[v.label for v in views],
             grounding=scene.prefix_motion.grounding_text("before the switch frame") if self.grounding else "",
             **self._style(),
         )
-        result: Prediction = self._ask(text, labels, images, Prediction)
+        result: Prediction = self._ask(text, views, Prediction)
         return result
 
     def critique(self, scene: Scene, prompt: str, frames: np.ndarray) -> Critique:
-        before = scene.prefix[-4:-1] if scene.mode == "v2v" else scene.prefix[:0]
-        offset = len(scene.prefix) - 1 - len(before)
-        prefix_labels = [
-            time_label("prefix", (i + offset - (len(scene.prefix) - 1)) / scene.fps)
-            for i in range(len(before))
-        ]
-        labels = [*prefix_labels, time_label("switch frame", 0.0)]
-        images = [*before, scene.prefix[-1]]
-        gen_labels, gen_images = attempt_views(scene, frames, self.n_images)
-        labels += gen_labels
-        images += gen_images
+        views = critique_views(scene.prefix, frames, scene.fps, self.views)
         grounding = ""
         if self.grounding:
             grounding = "\n".join(
@@ -323,13 +288,14 @@ class VLMReasoner:
             "critique",
             description=scene.description,
             prompt=prompt,
-            labels=labels,
+            labels=[v.label for v in views],
             n_frames=len(frames),
             seconds=f"{len(frames) / scene.fps:g}",
             fps=f"{scene.fps:g}",
             grounding=grounding,
         )
-        result: Critique = self._ask(text, labels, images, Critique)
+        video = clip_video(scene.prefix, frames, scene.fps)
+        result: Critique = self._ask(text, views, Critique, video=video)
         return result
 
     def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite:
@@ -347,22 +313,20 @@ class VLMReasoner:
             suggested_changes=list(dict.fromkeys(x for c in context.critiques for x in c.suggested_changes)),
             **self._style(),
         )
-        result: Rewrite = self._ask(text, (), (), Rewrite)
+        result: Rewrite = self._ask(text, (), Rewrite)
         if not self.style.negative_prompt:
             result = result.model_copy(update={"negative_prompt": ""})
         return result
 
     def judge(self, scene: Scene, frames_a: np.ndarray, frames_b: np.ndarray) -> Judgement:
-        """Which continuation is more plausible (``judge.j2``; images: the switch frame, A's frames, B's)."""
-        half = max(2, self.n_images // 2)
-        labels_a, images_a = attempt_views(scene, frames_a, half, role="A, generated")
-        labels_b, images_b = attempt_views(scene, frames_b, half, role="B, generated")
-        labels = [time_label("switch frame", 0.0), *labels_a, *labels_b]
+        """Which continuation is more plausible (``judge.j2``; images: the last prefix frames, the switch
+        frame, A's frames, then B's at the same times)."""
+        views = judge_views(scene.prefix, frames_a, frames_b, scene.fps, n=self.judge_images)
         text = self.prompts.render(
             "judge",
             description=scene.description,
-            labels=labels,
+            labels=[v.label for v in views],
             grounding=scene.prefix_motion.grounding_text("before the switch frame") if self.grounding else "",
         )
-        result: Judgement = self._ask(text, labels, [scene.prefix[-1], *images_a, *images_b], Judgement)
+        result: Judgement = self._ask(text, views, Judgement)
         return result

@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from agent.prompting import PromptSet
 from agent.runs import RunConfig, RunConfigError, RunDir, git_commit, package_versions
 from agent.scenes import SceneStore, select_pairs
 from agent.scoring import AttemptScorer
+from agent.selection import build_selector, uses_judge
 from agent.state import LoopState
-from agent.summary import OFFLINE_GENERATORS, VARIANTS, summarise, write_summary
+from agent.summary import BEST_OF_N, OFFLINE_GENERATORS, VARIANTS, summarise, write_summary
 from physics_iq.layout import ViewPair
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class Refinement:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         limits: RunLimits | None = None,
     ):
-        from generators import GENERATORS
+        from generators import GENERATORS, prompt_style
 
         self.config = config
         self.limits = limits or RunLimits()
@@ -75,12 +77,21 @@ class Refinement:
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
         self.gate = BackendGate()
         # self.trace writes to the run directory opened below; the reasoner calls it only once the run runs.
-        self.reasoner = build_reasoner(config, self.prompts, self.meter, self.trace, self.gate)
-        if config.selector == "judge" and not hasattr(self.reasoner, "judge"):
+        self.reasoner = build_reasoner(
+            config, self.prompts, self.meter, self.trace, self.gate, prompt_style(generator_class)
+        )
+        if uses_judge(config.selector) and not hasattr(self.reasoner, "judge"):
             raise RunConfigError(
                 f"selector 'judge' compares attempts pairwise with a VLM; --vlm {config.vlm} cannot "
-                "(use --selector critic or a VLM backend)"
+                "(use --selector critic, a verifier, or a VLM backend)"
             )
+        # Verifier models load here, once, before anything is generated (a bad folder is one line).
+        self.selector = build_selector(config.selector, parse_options(config.selector_options))
+        self.best_of_n = (
+            config.best_of_n_baseline
+            if config.best_of_n_baseline is not None
+            else (config.vlm == "offline" and config.generator in OFFLINE_GENERATORS)
+        )
         # Fail fast: an endpoint that does not answer, a refused key or an unknown model stops the run here,
         # before a generator is loaded or anything is spent.
         self.backend_check = check_reasoner(self.reasoner)
@@ -95,6 +106,7 @@ class Refinement:
                 "packages": package_versions(),
                 "git_commit": git_commit(Path(__file__).resolve().parent),
                 "reasoner": config.vlm,
+                "selector": {"spec": config.selector, "describe": self.selector.describe()},
                 "offline_note": "offline critic and physics-prior generator are not neural models"
                 if config.vlm == "offline" or config.generator == "physics-prior"
                 else "",
@@ -124,12 +136,18 @@ class Refinement:
             generators=self.generators,
             generator_id=generator_id(config),
             scenes=self.scenes,
-            settings=LoopSettings(
-                n_seeds=config.seeds, max_loops=config.loops, seed=config.seed, selector=config.selector
-            ),
+            settings=LoopSettings(n_seeds=config.seeds, max_loops=config.loops, seed=config.seed),
+            selector=self.selector,
             score=self.scorer,
             trace=self.trace,
         )
+
+    def baseline_context(self, context: LoopContext) -> LoopContext:
+        """The equal-budget baseline: one loop of ``loops x seeds`` seeds from the loop-1 prompt, the same
+        selector. Its first ``seeds`` attempts are the refinement's loop-1 attempts (same content hash)."""
+        budget = self.config.loops * self.config.seeds
+        settings = replace(context.settings, n_seeds=budget, max_loops=1)
+        return replace(context, settings=settings, label=BEST_OF_N)
 
     # -- the run -------------------------------------------------------------------------------------------
     def _run_scenario(
@@ -137,26 +155,61 @@ class Refinement:
         graph: CompiledStateGraph[LoopState, LoopContext, LoopState, LoopState],
         pair: ViewPair,
         context: LoopContext,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The refinement's thread, then (when on) the best-of-N baseline's; ``None`` for a thread a limit
+        stopped before its end."""
+        values = self._run_thread(graph, pair, context, LoopState(take1_id=pair.take1.id))
+        if values is None or not self.best_of_n or not values.get("prompt_history"):
+            return values, None
+        first = LoopState(
+            take1_id=pair.take1.id,
+            prompt=values["prompt_history"][0],
+            negative_prompt=self._first_negative_prompt(pair.take1.id),
+        )
+        return values, self._run_thread(graph, pair, self.baseline_context(context), first)
+
+    def _first_negative_prompt(self, take1_id: int) -> str:
+        saved = self.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json"
+        if not saved.is_file():  # the prediction failed: the fallback prompt has no negative prompt
+            return ""
+        return str(json.loads(saved.read_text(encoding="utf-8")).get("negative_prompt", ""))
+
+    def _run_thread(
+        self,
+        graph: CompiledStateGraph[LoopState, LoopContext, LoopState, LoopState],
+        pair: ViewPair,
+        context: LoopContext,
+        start: LoopState,
     ) -> dict[str, Any] | None:
-        """Run (or resume) one scenario's thread; ``None`` when a limit stopped it before the end."""
+        """Run (or resume) one thread of a scenario; ``None`` when a limit stopped it before the end."""
         take1_id = pair.take1.id
+        variant = {"variant": context.label} if context.label else {}
         cfg: RunnableConfig = {
-            "configurable": {"thread_id": self.name(take1_id)},
-            "recursion_limit": 40 + 10 * self.config.loops,
+            "configurable": {
+                "thread_id": self.name(take1_id) + (f"#{context.label}" if context.label else "")
+            },
+            "recursion_limit": 40 + 10 * context.settings.max_loops,
         }
         snapshot = graph.get_state(cfg)
         # Finished = no task left in the saved step. ``snapshot.next`` is not enough: it leaves out tasks whose
         # writes were saved, so a process killed after a step's last task ended but before the step's
         # checkpoint shows an empty ``next`` although the graph has further steps to run.
         if snapshot.values and not snapshot.tasks:
-            self.trace({"node": "resume", "take1_id": take1_id, "status": "already finished"})
-            self.trace({"node": "scenario_done", "take1_id": take1_id})
+            self.trace({"node": "resume", "take1_id": take1_id, "status": "already finished", **variant})
+            self.trace({"node": "scenario_done", "take1_id": take1_id, **variant})
             return dict(snapshot.values)
         if self.budget.exhausted():
             return None
         graph_input: LoopState | Command[Any] | None
         if any(task.interrupts for task in snapshot.tasks):  # paused by a backend that went down
-            self.trace({"node": "resume", "take1_id": take1_id, "status": "resuming after a backend outage"})
+            self.trace(
+                {
+                    "node": "resume",
+                    "take1_id": take1_id,
+                    "status": "resuming after a backend outage",
+                    **variant,
+                }
+            )
             graph_input = Command(resume="backend available again")
         elif snapshot.tasks:
             if snapshot.next:
@@ -164,11 +217,11 @@ class Refinement:
             else:
                 saved = sorted({task.name for task in snapshot.tasks})
                 status = f"resuming after {saved} (their results were saved, the step's checkpoint was not)"
-            self.trace({"node": "resume", "take1_id": take1_id, "status": status})
+            self.trace({"node": "resume", "take1_id": take1_id, "status": status, **variant})
             graph_input = None
         else:
-            self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario})
-            graph_input = LoopState(take1_id=take1_id)
+            self.trace({"node": "start", "take1_id": take1_id, "scenario": pair.scenario, **variant})
+            graph_input = start
         # Stream node by node so that a budget is checked between steps; stopping leaves the sqlite
         # checkpoint of the last finished step, from which a rerun resumes.
         for _ in graph.stream(graph_input, cfg, context=context, durability="sync", stream_mode="updates"):
@@ -177,7 +230,7 @@ class Refinement:
         final = graph.get_state(cfg)
         if any(task.interrupts for task in final.tasks):
             return None  # a backend went down (the budget names it); the rerun resumes the paused node
-        self.trace({"node": "scenario_done", "take1_id": take1_id})
+        self.trace({"node": "scenario_done", "take1_id": take1_id, **variant})
         return dict(final.values)
 
     def run_all(self) -> dict[str, Any]:
@@ -192,21 +245,21 @@ class Refinement:
         finally:
             connection.close()
             self.executor.close()
-        finals = {
-            pair.take1.id: values
-            for pair, values in zip(self.pairs, results, strict=True)
-            if values is not None
-        }
-        unfinished = [
-            self.name(pair.take1.id) for pair, v in zip(self.pairs, results, strict=True) if v is None
+        done = [
+            (pair, values, baseline)
+            for pair, (values, baseline) in zip(self.pairs, results, strict=True)
+            if values is not None and (baseline is not None or not self.best_of_n)
         ]
+        finals = {pair.take1.id: values for pair, values, _ in done}
+        baselines = {pair.take1.id: baseline for pair, _, baseline in done if baseline is not None}
+        unfinished = [self.name(pair.take1.id) for pair in self.pairs if pair.take1.id not in finals]
         stopped_by = self.budget.exhausted() if unfinished else ""
         if unfinished:
             self.trace({"node": "budget", "stopped_by": stopped_by, "unfinished": unfinished})
             logger.warning(
                 "run stopped (%s); %d scenario(s) unfinished; rerun to resume", stopped_by, len(unfinished)
             )
-        summary = summarise(self.config, self.run.root, self.scenes, finals, self.scorer)
+        summary = summarise(self.config, self.run.root, self.scenes, finals, self.scorer, baselines)
         empty = [e["scenario"] for e in summary["scenarios"] if e["attempts"] == 0]
         failed_generations = sum(e["failed_generations"] for e in summary["scenarios"])
         # "complete" only when every scenario has something to show; a scenario whose generations all failed

@@ -49,6 +49,12 @@ class RunConfig(BaseModel):
     """Everything that determines a run's results. Frozen and saved as ``config.json``.
 
     Secrets never go here: API keys are read by backends from the environment.
+
+    ``view_options`` says what a VLM critique shows (:class:`agent.views.ViewOptions`); ``selector`` names the
+    honest ensemble selector (see :func:`agent.selection.build_selector`) and
+    ``selector_options`` its settings. ``best_of_n_baseline`` adds the equal-budget baseline (the selector
+    over ``loops x seeds`` loop-1 attempts, no refinement); ``None`` turns it on for the offline stack only,
+    where generations cost nothing worth saving.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,9 +74,12 @@ class RunConfig(BaseModel):
     prompt_set: str = "default"
     grounding: bool = True
     score: bool = True
-    selector: Literal["critic", "judge"] = "critic"
+    view_options: dict[str, str] = Field(default_factory=dict)
+    selector: str = "critic"
+    selector_options: dict[str, str] = Field(default_factory=dict)
+    best_of_n_baseline: bool | None = None
 
-    @field_validator("generator_options", "vlm_options")
+    @field_validator("generator_options", "vlm_options", "selector_options")
     @classmethod
     def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:

@@ -22,27 +22,19 @@ Severity = Literal["low", "medium", "high"]
 # servers). Field descriptions are part of the schema the model reads.
 
 
-def time_label(role: str, seconds: float) -> str:
-    """The label of a frame shown to a model: its role and its time relative to the switch frame.
-
-    >>> time_label("prefix", -0.25), time_label("generated", 0.5), time_label("switch frame", 0.0)
-    ('prefix, t = -0.25 s', 'generated, t = +0.50 s', 'switch frame, t = 0 s')
-    """
-    if seconds == 0:
-        return f"{role}, t = 0 s"
-    return f"{role}, t = {seconds:+.2f} s"
-
-
 def generated_span(first: int, last: int, fps: float) -> str:
-    """``when`` for generated frames ``first..last`` (0-based after the switch frame), in the labels' terms.
+    """``when`` for generated frames ``first..last`` (0-based after the switch frame), in the terms of the
+    labels the model is shown (:func:`agent.views.time_label`).
 
     >>> generated_span(3, 11, 8.0), generated_span(0, 0, 8.0)
     ('generated, t = +0.50 s to +1.50 s', 'generated, t = +0.12 s')
     """
-    start = time_label("generated", (first + 1) / fps)
+    from agent.views import format_seconds, generated_seconds, time_label
+
+    start = time_label("generated", generated_seconds(first, fps))
     if last <= first:
         return start
-    return f"{start} to {(last + 1) / fps:+.2f} s"
+    return f"{start} to {format_seconds(generated_seconds(last, fps))}"
 
 
 class ObjectExpectation(BaseModel):

@@ -186,6 +186,24 @@ def check_backend(kind: Literal["generator", "vlm"], name: Any, where: str) -> N
     raise SettingsError(f"{where}: unknown {kind} {name!r}{hint} Known: {', '.join(known)}")
 
 
+def check_selector(spec: Any, where: str) -> None:
+    """Refuse a selector spec that names no selector, naming the flag or file field (did-you-mean).
+
+    Only names are checked here; a verifier's model is loaded (and checked) when the run starts.
+
+    Raises:
+        SettingsError: ``{where}: unknown selector ...``.
+    """
+    if not isinstance(spec, str):
+        return
+    from agent.selection import SelectionError, check_selector_spec
+
+    try:
+        check_selector_spec(spec)
+    except SelectionError as exc:
+        raise SettingsError(f"{where}: {exc}") from exc
+
+
 def check_prompt_set(name: Any, where: str) -> None:
     """Refuse a prompt set that is neither a folder nor a built-in set, or lacks a role's template.
 
@@ -247,6 +265,8 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
         check_backend("vlm", values["vlm"], origin["vlm"])
     if "prompt_set" in values:
         check_prompt_set(values["prompt_set"], origin["prompt_set"])
+    if "selector" in values:
+        check_selector(values["selector"], origin["selector"])
     limit_origin = {_LIMIT_FIELDS.get(k, k): v for k, v in origin.items()}
     config = _validate(RunConfig, values, origin)
     limits = _validate(RunLimits, limit_values, limit_origin)
@@ -258,6 +278,7 @@ __all__ = [
     "SettingsError",
     "check_backend",
     "check_prompt_set",
+    "check_selector",
     "load_settings_file",
     "parse_duration",
     "resolve_settings",

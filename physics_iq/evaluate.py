@@ -45,7 +45,21 @@ from physics_iq import metrics as M
 from physics_iq.cache import ArrayCache, cache_key, default_cache_dir
 from physics_iq.errors import DatasetError, VideoReadError
 from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, ViewPair
-from physics_iq.scoring import Aggregate, Comparison, MetricValues, ViewResult, aggregate, physics_iq_score
+from physics_iq.scoring import (
+    SCORE_TYPES,
+    VERIFIED_TERMS,
+    Aggregate,
+    Comparison,
+    MetricValues,
+    VerifiedAggregate,
+    VerifiedSample,
+    ViewResult,
+    aggregate,
+    mean_std,
+    physics_iq_score,
+    verified_aggregate,
+    verified_sample,
+)
 from physics_iq.validation import GeneratedFolder, check_dataset, listing, validate_generated_folder
 from physics_iq.video import TEST_SECONDS, frames_for_seconds, iter_frames
 
@@ -53,6 +67,11 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["fast", "compat"]
 MODES: tuple[str, ...] = ("fast", "compat")
+#: What each mode is for, said next to every number it produces.
+MODE_NOTES: dict[str, str] = {
+    "fast": "fast mode: masks kept in memory; differs from the official code by a fraction of a point",
+    "compat": "compat mode: the official code's lossy steps and rounding (use it for leaderboard numbers)",
+}
 # Real sides kept in memory (each holds both takes' quarter-size frames: ~30 MB at 8 FPS from 1080p, ~120 MB
 # at 30 FPS); enough for repeated attempts on the same few views, the disk cache serves the rest.
 _MEMO_SIZE = 4
@@ -316,6 +335,9 @@ class FolderResults:
         generated_dir: The generated folder.
         warnings: Validation warnings (videos trimmed or resized).
         extra: More summary entries (e.g. ``trajectory``) merged into :meth:`to_json`.
+        samples: The Verified terms of every view (one sample each), in ID order.
+        verified: The Physics-IQ Verified score over all samples.
+        verified_per_category: Category -> Verified score of its samples.
     """
 
     views: list[ViewResult]
@@ -328,6 +350,9 @@ class FolderResults:
     generated_dir: Path
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: list[VerifiedSample] = field(default_factory=list)
+    verified: VerifiedAggregate | None = None
+    verified_per_category: dict[str, VerifiedAggregate] = field(default_factory=dict)
 
     @classmethod
     def from_views(cls, views: Sequence[ViewResult], *, mode: str, **kwargs: Any) -> FolderResults:
@@ -345,11 +370,26 @@ class FolderResults:
             per_category={k: aggregate(g, compat=compat) for k, g in by_category.items()},
             per_scenario={k: aggregate(g, compat=compat) for k, g in by_scenario.items()},
             mode=mode,
+            samples=[verified_sample(v, compat=compat) for v in views],
+            verified=verified_aggregate(views, compat=compat),
+            verified_per_category={k: verified_aggregate(g, compat=compat) for k, g in by_category.items()},
             **kwargs,
         )
 
+    def sample_of(self, take1_id: int) -> VerifiedSample:
+        """The Verified sample of the view with this take-1 ID."""
+        for sample in self.samples:
+            if sample.take1_id == take1_id:
+                return sample
+        raise KeyError(take1_id)
+
     def csv_rows(self) -> tuple[list[str], list[dict[str, Any]]]:
-        """The official per-scenario results table: header and rows (lists as ``[a, b, ...]`` strings)."""
+        """The official per-scenario results table: header and rows (lists as ``[a, b, ...]`` strings).
+
+        After the official columns come the Verified values of every sample (one scenario seen from one
+        perspective): ``verified_<term>_<perspective>`` for the four clipped terms and
+        ``verified_sample_<perspective>`` for their mean, all in [0, 1]. Official readers ignore them.
+        """
         header = ["scenario"]
         for view in PERSPECTIVES:
             header += [
@@ -366,6 +406,9 @@ class FolderResults:
                 f"weighted_spatial_iou_v1_{view}",
                 f"weighted_spatial_iou_v2_{view}",
             ]
+        for view in PERSPECTIVES:
+            header += [f"verified_{term}_{view}" for term in VERIFIED_TERMS]
+            header.append(f"verified_sample_{view}")
 
         def lst(values: Sequence[float]) -> str:
             return "[" + ", ".join(repr(float(v)) for v in values) + "]"
@@ -393,13 +436,46 @@ class FolderResults:
                         f"weighted_spatial_iou_v2_{p}": repr(v.model_v2.weighted_spatial_iou),
                     }
                 )
+                if self.samples:
+                    sample = self.sample_of(v.take1_id)
+                    row.update({f"verified_{t}_{p}": repr(sample.terms[t]) for t in VERIFIED_TERMS})
+                    row[f"verified_sample_{p}"] = repr(sample.value)
             rows.append(row)
         return header, rows
 
-    def to_csv(self, path: str | Path) -> Path:
-        """Write the official-format results CSV (one row per scenario, official column names)."""
+    def sample_rows(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """One row per sample (scenario x perspective): its metrics, its physical variance (per-frame values
+        averaged over its frames), the four clipped Verified terms and the sample value (``samples.csv``)."""
+        header = ["id", "scenario", "perspective", "category", "generated"]
+        header += [f"model_{m}" for m in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")]
+        header += [
+            f"variance_{m}" for m in ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+        ]
+        header += [*VERIFIED_TERMS, "sample_value", "original_view_score"]
+        rows = []
+        for v in self.views:
+            sample = self.sample_of(v.take1_id)
+            model, var = v.model_v1.values, v.variance.values
+            row: dict[str, Any] = {
+                "id": v.take1_id,
+                "scenario": v.scenario,
+                "perspective": v.perspective,
+                "category": v.category,
+                "generated": v.generated,
+            }
+            row.update({f"model_{k}": repr(x) for k, x in model.as_dict().items()})
+            row.update({f"variance_{k}": repr(x) for k, x in var.as_dict().items()})
+            row.update({t: repr(sample.terms[t]) for t in VERIFIED_TERMS})
+            row["sample_value"] = repr(sample.value)
+            row["original_view_score"] = repr(v.score)
+            rows.append(row)
+        return header, rows
+
+    def to_csv(self, path: str | Path, *, per_sample: bool = False) -> Path:
+        """Write the official-format results CSV (one row per scenario, official column names), or with
+        ``per_sample`` the one-row-per-sample table (:meth:`sample_rows`)."""
         path = Path(path)
-        header, rows = self.csv_rows()
+        header, rows = self.sample_rows() if per_sample else self.csv_rows()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
         with tmp.open("w", newline="", encoding="utf-8") as handle:
@@ -409,45 +485,107 @@ class FolderResults:
         tmp.replace(path)
         return path
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON summary: overall score and metrics at top level, then per category, scenario and row."""
-        out: dict[str, Any] = self.overall.as_dict()
+    def to_json(self, score_types: Sequence[str] = SCORE_TYPES) -> dict[str, Any]:
+        """The JSON summary.
+
+        With ``original`` in ``score_types``: the original score and metrics at top level (as before), per
+        category and scenario. With ``verified``: a ``verified`` block (score, four sub-scores, samples) and
+        per-category Verified scores. Both name the ``mode`` they were computed in; ``per_row`` lists every
+        view with the scores asked for.
+        """
+        unknown = [t for t in score_types if t not in SCORE_TYPES]
+        if unknown or not score_types:
+            raise ValueError(f"score types must be among {SCORE_TYPES}, got {list(score_types)}")
+        original = "original" in score_types
+        verified = "verified" in score_types and self.verified is not None
+        out: dict[str, Any] = self.overall.as_dict() if original else {}
+        rows = []
+        for v in self.views:
+            row: dict[str, Any] = {
+                "id": v.take1_id,
+                "scenario": v.scenario,
+                "perspective": v.perspective,
+                "category": v.category,
+                "generated": v.generated,
+            }
+            if original:
+                row["physics_iq_score"] = v.score
+            row.update(v.model_v1.values.as_dict())
+            row["physical_variance_metrics"] = v.variance.values.as_dict()
+            if verified:
+                sample = self.sample_of(v.take1_id)
+                row["verified"] = {**sample.terms, "sample_value": sample.value}
+            rows.append(row)
         out.update(
             {
                 "mode": self.mode,
+                "mode_note": MODE_NOTES.get(self.mode, ""),
+                "score_types": [t for t in SCORE_TYPES if t in score_types],
                 "fps": self.fps,
                 "dataset": str(self.dataset),
                 "generated_dir": str(self.generated_dir),
                 "warnings": list(self.warnings),
-                "per_category": {k: a.as_dict() for k, a in self.per_category.items()},
-                "per_scenario": {k: a.as_dict() for k, a in self.per_scenario.items()},
-                "per_row": [
-                    {
-                        "id": v.take1_id,
-                        "scenario": v.scenario,
-                        "perspective": v.perspective,
-                        "category": v.category,
-                        "generated": v.generated,
-                        "physics_iq_score": v.score,
-                        **v.model_v1.values.as_dict(),
-                        "physical_variance_metrics": v.variance.values.as_dict(),
-                    }
-                    for v in self.views
-                ],
             }
         )
+        if original:
+            out["per_category"] = {k: a.as_dict() for k, a in self.per_category.items()}
+            out["per_scenario"] = {k: a.as_dict() for k, a in self.per_scenario.items()}
+        if verified:
+            assert self.verified is not None
+            out["verified"] = {
+                **self.verified.as_dict(),
+                "mode": self.mode,
+                "per_category": {k: a.as_dict() for k, a in self.verified_per_category.items()},
+            }
+        out["per_row"] = rows
         out.update(self.extra)
         return out
 
-    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write ``results.csv`` and ``summary.json`` into ``out_dir``; returns their paths."""
+    def write(self, out_dir: str | Path, score_types: Sequence[str] = SCORE_TYPES) -> tuple[Path, Path]:
+        """Write ``results.csv`` (official per-scenario table plus per-sample Verified columns),
+        ``samples.csv`` (one row per sample) and ``summary.json`` into ``out_dir``; returns the paths of the
+        first and the last."""
         out_dir = Path(out_dir)
         csv_path = self.to_csv(out_dir / "results.csv")
+        self.to_csv(out_dir / "samples.csv", per_sample=True)
         json_path = out_dir / "summary.json"
         tmp = json_path.with_name(".summary.json.part")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_json(score_types), indent=2) + "\n", encoding="utf-8")
         tmp.replace(json_path)
         return csv_path, json_path
+
+
+def aggregate_runs(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample std (``ddof=1``; none for one run) over runs of every original and Verified score, as
+    the official ``aggregate_runs_from_csvs.py`` aggregates four runs (scores here stay 0-100).
+
+    Args:
+        summaries: Run name -> its ``summary.json`` (:meth:`FolderResults.to_json`); a score type is
+            aggregated when every summary holds it.
+    """
+
+    def stat(values: list[float]) -> dict[str, Any]:
+        mean, std = mean_std(values)
+        return {"mean": round(mean, 4), "std": None if std is None else round(std, 4), "values": values}
+
+    original = {
+        key: stat([float(s[key]) for s in summaries.values()])
+        for key in ("physics_iq_score", "spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+        if all(key in s for s in summaries.values())
+    }
+    verified: dict[str, Any] = {}
+    if all("verified" in s for s in summaries.values()):
+        for key in ("physics_iq_score", *VERIFIED_TERMS):
+            verified[key] = stat([float(s["verified"][key]) for s in summaries.values()])
+    modes = sorted({str(s.get("mode")) for s in summaries.values()})
+    return {
+        "runs": list(summaries),
+        "n_runs": len(summaries),
+        "mode": modes[0] if len(modes) == 1 else modes,
+        "std": "sample standard deviation (ddof=1) over runs, as the official aggregate_runs_from_csvs.py",
+        "original": original,
+        "verified": verified,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------

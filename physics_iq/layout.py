@@ -1,4 +1,4 @@
-"""The Physics-IQ dataset layout: ``descriptions.csv``, file naming, and take-1/take-2 pairing.
+"""The Physics-IQ dataset layout: descriptions, file naming, and take-1/take-2 pairing.
 
 The official benchmark (google-deepmind/physics-IQ-benchmark) lays a dataset out as::
 
@@ -14,6 +14,20 @@ the scenario slug (``trimmed-...`` in the real benchmark). Take-1 rows come firs
 benchmark), their take-2 twins after. Models are scored on take-1 IDs; a generated video is named
 ``{ID}_{perspective}_{scenario}.mp4`` (any suffix may follow the ID for image-to-video).
 
+Both published layouts are read:
+
+* the folder names of the official README's tree (``split-videos/testing-videos``, ``conditioning-videos``),
+  which the synthetic suite and the test datasets use;
+* the folders the official download script and evaluator use and the Physics-IQ Verified dataset ships
+  (``split-videos/testing/{fps}FPS``, ``split-videos/conditioning/{fps}FPS``; same file names).
+
+Descriptions: a dataset holds ``descriptions.csv``, or the official prompt sets under ``descriptions/``:
+``op`` (original prompts, ``descriptions/descriptions_original.csv``) and ``bpp`` (best-practice prompts,
+``descriptions/best_practice/descriptions_base.csv``); ``DatasetLayout(root, descriptions="bpp")`` or a path
+to one of these CSV files picks one. ``physrefine fetch-data`` writes a marker file
+(:data:`DATASET_MARKER`) naming the variant (``original`` or ``verified``) and whether the download finished;
+a dataset whose marker says unfinished is refused.
+
 This module only names and parses; it reads no video.
 """
 
@@ -21,10 +35,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from physics_iq.errors import DatasetError
 
@@ -37,6 +53,26 @@ CATEGORIES: tuple[str, ...] = (
     "Thermodynamics",
     "Magnetism",
 )
+
+#: The benchmark variants: the original Physics-IQ ground truth and Physics-IQ Verified (edited clips and masks).
+VARIANTS: tuple[str, ...] = ("original", "verified")
+#: The official prompt sets and where they live in a dataset folder (paths as in the official repository).
+PROMPT_SET_FILES: dict[str, str] = {
+    "op": "descriptions/descriptions_original.csv",
+    "bpp": "descriptions/best_practice/descriptions_base.csv",
+}
+#: Written by ``physrefine fetch-data`` at the dataset root: variant, source, files and whether it finished.
+DATASET_MARKER = "physrefine_dataset.json"
+#: Folder names of the official benchmark folders, by variant (the official evaluator's names).
+VARIANT_FOLDER_NAMES: dict[str, str] = {
+    "physics-IQ-benchmark": "original",
+    "physics-IQ-benchmark-verified": "verified",
+}
+# Split-video folders: the README tree's name first, then the download script's and Verified dataset's.
+_SPLIT_DIRS: dict[str, tuple[str, str]] = {
+    "testing-videos": ("testing-videos", "testing"),
+    "conditioning-videos": ("conditioning-videos", "conditioning"),
+}
 
 _SCENARIO_RE = re.compile(
     r"^(?P<id>\d{4})_(?P<perspective>perspective-[a-z]+)_take-(?P<take>\d+)_(?P<scenario>[^/\\]+)\.mp4$"
@@ -207,25 +243,169 @@ class ViewPair:
         return self.take1.category
 
 
+def read_marker(root: str | Path) -> dict[str, Any] | None:
+    """The :data:`DATASET_MARKER` of a dataset folder, or ``None`` when there is none.
+
+    Raises:
+        DatasetError: the marker is not a JSON object.
+    """
+    path = Path(root) / DATASET_MARKER
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(
+            f"{path}: not valid JSON ({exc}); delete it and rerun physrefine fetch-data"
+        ) from exc
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object; delete it and rerun physrefine fetch-data")
+    return data
+
+
+def write_marker(root: str | Path, info: dict[str, Any]) -> Path:
+    """Write (atomically) the :data:`DATASET_MARKER` of a dataset folder; ``info`` needs ``variant`` and
+    ``complete``."""
+    if info.get("variant") not in (*VARIANTS, "synthetic"):
+        raise ValueError(f"marker variant must be one of {VARIANTS}, got {info.get('variant')!r}")
+    path = Path(root) / DATASET_MARKER
+    tmp = path.with_name(f".{DATASET_MARKER}.part")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def find_dataset_root(csv_path: Path) -> Path:
+    """The dataset folder a descriptions CSV belongs to: the nearest folder above it holding ``split-videos``
+    (or a marker), else the CSV's own folder."""
+    for folder in csv_path.resolve().parents:
+        if (folder / "split-videos").is_dir() or (folder / DATASET_MARKER).is_file():
+            return folder
+    return csv_path.parent
+
+
+def descriptions_file(root: str | Path, which: str | None = None) -> Path:
+    """The descriptions CSV of a dataset folder for a prompt set.
+
+    Args:
+        root: The dataset folder.
+        which: ``op`` or ``bpp`` (the official prompt sets), or ``None`` for the default: ``descriptions.csv``
+            if the folder has one, else the variant's default set (``bpp`` for Verified, ``op`` otherwise)
+            among those present.
+
+    Raises:
+        DatasetError: an unknown set, or the file is not there (naming the paths looked at).
+    """
+    root = Path(root)
+    if which is not None:
+        if which not in PROMPT_SET_FILES:
+            raise DatasetError(
+                f"descriptions {which!r}: expected one of {list(PROMPT_SET_FILES)} (op or bpp)"
+            )
+        path = root / PROMPT_SET_FILES[which]
+        if not path.is_file():
+            raise DatasetError(
+                f"{path}: not found; the dataset has no {which} prompt set (physrefine fetch-data writes both)"
+            )
+        return path
+    plain = root / "descriptions.csv"
+    if plain.is_file():
+        return plain
+    marker = read_marker(root) or {}
+    variant = marker.get("variant") or VARIANT_FOLDER_NAMES.get(root.name)
+    order = ("bpp", "op") if variant == "verified" else ("op", "bpp")
+    for name in order:
+        if (root / PROMPT_SET_FILES[name]).is_file():
+            return root / PROMPT_SET_FILES[name]
+    looked = [plain, *(root / PROMPT_SET_FILES[n] for n in order)]
+    raise DatasetError(
+        f"{root}: no descriptions found (looked for {', '.join(str(p) for p in looked)}); expected the official "
+        "Physics-IQ layout (physrefine fetch-data writes the descriptions)"
+    )
+
+
 class DatasetLayout:
     """Paths of a Physics-IQ style dataset rooted at ``root``.
 
     Args:
-        root: The dataset folder (holding ``descriptions.csv``).
+        root: The dataset folder, or a descriptions CSV inside one (which then picks the prompts).
+        descriptions: ``op`` or ``bpp`` to pick an official prompt set of the folder (see
+            :func:`descriptions_file`); ``None`` takes the default.
+
+    Raises:
+        DatasetError: the folder or its descriptions are missing or malformed, the marker of an unfinished
+            download is there, or ``descriptions`` is given with a CSV as ``root``.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
+    def __init__(self, root: str | Path, descriptions: str | None = None) -> None:
+        given = Path(root)
+        if given.is_file() and given.suffix.lower() == ".csv":
+            if descriptions is not None:
+                raise DatasetError(
+                    f"{given}: a descriptions file was given as the dataset; do not also pick --descriptions"
+                )
+            self.root = find_dataset_root(given)
+            self.descriptions_path = given
+        else:
+            self.root = given
+            if self.root.exists() and not self.root.is_dir():
+                raise DatasetError(
+                    f"{self.root}: is a file; expected a dataset folder holding descriptions.csv (the official "
+                    "Physics-IQ layout) or a descriptions CSV inside one"
+                )
+            if not self.root.is_dir():
+                raise DatasetError(f"{self.root}: dataset folder not found")
+            self.descriptions_path = descriptions_file(self.root, descriptions)
+        self.marker = read_marker(self.root)
+        if self.marker is not None and not self.marker.get("complete", False):
             raise DatasetError(
-                f"{self.root}: is a file; expected a dataset folder holding descriptions.csv (the official "
-                "Physics-IQ layout)"
+                f"{self.root / DATASET_MARKER}: the download of this dataset has not finished "
+                f"({self.marker.get('status') or 'incomplete'}); rerun physrefine fetch-data to complete it"
             )
-        if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: dataset folder not found")
-        self.descriptions_path = self.root / "descriptions.csv"
-        self.rows: list[Row] = read_descriptions(self.descriptions_path)
+        # A download restricted to some perspectives (fetch-data --views) holds only their rows' files.
+        views = (self.marker or {}).get("views") or list(PERSPECTIVES)
+        unknown = [v for v in views if v not in PERSPECTIVES]
+        if unknown:
+            raise DatasetError(
+                f"{self.root / DATASET_MARKER}: unknown view(s) {unknown}; expected {PERSPECTIVES}"
+            )
+        self.views: tuple[str, ...] = tuple(v for v in PERSPECTIVES if v in views)
+        self.rows: list[Row] = [
+            r for r in read_descriptions(self.descriptions_path) if r.perspective in self.views
+        ]
+        if not self.rows:
+            raise DatasetError(
+                f"{self.descriptions_path}: no rows for the dataset's views {list(self.views)}"
+            )
         self._by_id = {row.id: row for row in self.rows}
+
+    @property
+    def variant(self) -> str | None:
+        """``original``, ``verified``, ``synthetic`` (the offline suite), or ``None`` when unknown.
+
+        From the marker ``physrefine fetch-data`` writes, else the official folder name
+        (``physics-IQ-benchmark[-verified]``), else the synthetic suite's manifest.
+        """
+        if self.marker is not None and self.marker.get("variant"):
+            return str(self.marker["variant"])
+        if self.root.resolve().name in VARIANT_FOLDER_NAMES:
+            return VARIANT_FOLDER_NAMES[self.root.resolve().name]
+        if (self.root / "synthetic_suite.json").is_file():
+            return "synthetic"
+        return None
+
+    @property
+    def prompt_set(self) -> str:
+        """``op`` or ``bpp``: the official prompt set the descriptions are (a plain ``descriptions.csv`` is
+        ``op`` unless the marker says otherwise; the official file of the original benchmark is ``op``)."""
+        for name, rel in PROMPT_SET_FILES.items():
+            if self.descriptions_path.resolve() == (self.root / rel).resolve():
+                return name
+        if "best_practice" in self.descriptions_path.parts:
+            return "bpp"
+        if self.marker is not None and self.marker.get("descriptions_csv") in PROMPT_SET_FILES:
+            return str(self.marker["descriptions_csv"])
+        return "op"
 
     def row(self, id_: int) -> Row:
         """The row with this ID."""
@@ -264,19 +444,33 @@ class DatasetLayout:
         return list(dict.fromkeys(row.scenario for row in self.rows))
 
     def fps_available(self) -> list[int]:
-        """Frame rates for which testing videos exist (``split-videos/testing-videos/{fps}FPS``)."""
-        base = self.root / "split-videos" / "testing-videos"
-        found = []
-        if base.is_dir():
-            for child in base.iterdir():
-                match = re.fullmatch(r"(\d+)FPS", child.name)
-                if child.is_dir() and match:
-                    found.append(int(match[1]))
+        """Frame rates for which testing videos exist (``split-videos/testing-videos/{fps}FPS`` or
+        ``split-videos/testing/{fps}FPS``)."""
+        found: set[int] = set()
+        for folder in _SPLIT_DIRS["testing-videos"]:
+            base = self.root / "split-videos" / folder
+            if base.is_dir():
+                for child in base.iterdir():
+                    match = re.fullmatch(r"(\d+)FPS", child.name)
+                    if child.is_dir() and match:
+                        found.add(int(match[1]))
         return sorted(found)
+
+    def split_dir(self, kind: str, fps: int) -> Path:
+        """The folder of ``kind`` (``testing-videos`` or ``conditioning-videos``) clips at ``fps``: the one
+        that exists among the two layouts' names (the README name when neither does)."""
+        names = _SPLIT_DIRS[kind]
+        for name in names:
+            if (self.root / "split-videos" / name / f"{fps}FPS").is_dir():
+                return self.root / "split-videos" / name / f"{fps}FPS"
+        for name in names:
+            if (self.root / "split-videos" / name).is_dir():
+                return self.root / "split-videos" / name / f"{fps}FPS"
+        return self.root / "split-videos" / names[0] / f"{fps}FPS"
 
     def _split_video(self, kind: str, row: Row, fps: int) -> Path:
         name = f"{row.id_str}_{kind}_{fps}FPS_{row.perspective}_{row.take_str}_{row.scenario}.mp4"
-        return self.root / "split-videos" / kind / f"{fps}FPS" / name
+        return self.split_dir(kind, fps) / name
 
     def testing_video(self, row: Row, fps: int) -> Path:
         """The 5 s (or longer) clip after the switch frame that a model must predict."""

@@ -13,6 +13,17 @@ The formula and the order in which means are taken follow the official toolkit
 
 ``compat=True`` also reproduces the official rounding: every per-frame value rounded to 4 decimals, the
 variances rounded to 4 (spatial IoU: 5) decimals, the final score to 2.
+
+**Physics-IQ Verified** (``final_score_view`` of the official ``calculate_iq_score_stable.py``) scores each
+sample (one scenario seen from one perspective) on its own and averages the samples: per sample, four terms
+from the same metrics,
+
+* spatial: ``s / (vs + 1e-8)``; weighted spatial: ``ws / (vws + 1e-8)``;
+* spatiotemporal: ``mean_f(st) / (mean_f(vst) + 1e-8)`` (per-frame values averaged over the sample's frames);
+* MSE: ``(mean_f(vmse) + 1e-8) / mean_f(mse)`` (the inverted ratio: lower model MSE is better),
+
+each clipped to [0, 1]; the sample's value is the mean of the four, the score the mean over samples (x 100).
+The four sub-scores are the per-term means over samples (x 100). See :func:`verified_terms`.
 """
 
 from __future__ import annotations
@@ -25,6 +36,18 @@ import numpy as np
 
 #: The four raw metric names, as used in the JSON summary.
 METRIC_NAMES: tuple[str, ...] = ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+
+#: Score types: the original aggregate score and the Verified per-sample score.
+SCORE_TYPES: tuple[str, ...] = ("original", "verified")
+#: The Verified sub-score names, in the order of the official ``score_*_view`` keys.
+VERIFIED_TERMS: tuple[str, ...] = (
+    "score_spatial",
+    "score_spatiotemporal",
+    "score_weighted_spatial",
+    "score_mse",
+)
+#: Added to every Verified denominator (official ``IQTable.ratio_eps``): 0/0 gives 0, x/0 a huge ratio (clipped).
+RATIO_EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -266,3 +289,152 @@ def aggregate(views: Sequence[ViewResult], *, compat: bool = False) -> Aggregate
         n_views=len(views),
         n_scenarios=len(scenarios),
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Physics-IQ Verified: per-sample view scores
+
+
+def _clip01(value: float) -> float:
+    # NaN (0/0 cannot happen with the 1e-8 terms, but a NaN metric can) stays NaN, as numpy's clip keeps it.
+    return value if math.isnan(value) else min(max(value, 0.0), 1.0)
+
+
+def verified_terms(model: MetricValues, variance: MetricValues) -> tuple[float, float, float, float]:
+    """The four clipped Verified terms of one sample: ``(spatial, spatiotemporal, weighted spatial, mse)``.
+
+    ``model`` and ``variance`` hold the sample's metrics, per-frame ones already averaged over its frames
+    (:attr:`Comparison.values`). Each term is clipped to [0, 1]:
+
+    * ``spatial = s / (vs + 1e-8)``, ``weighted = ws / (vws + 1e-8)``, ``spatiotemporal = st / (vst + 1e-8)``;
+    * ``mse = (vmse + 1e-8) / mse``: a model MSE of 0 gives +inf, clipped to 1 (numpy's ``0 ** -1``).
+
+    >>> v = MetricValues(0.5, 0.4, 0.2, 0.01)
+    >>> [round(t, 6) for t in verified_terms(MetricValues(0.25, 0.8, 0.1, 0.02), v)]
+    [0.5, 1.0, 0.5, 0.5]
+    >>> verified_terms(MetricValues(0.0, 0.0, 0.0, 0.0), MetricValues(0.0, 0.0, 0.0, 0.0))
+    (0.0, 0.0, 0.0, 1.0)
+    """
+    spatial = model.spatial_iou / (variance.spatial_iou + RATIO_EPS)
+    spatiotemporal = model.spatiotemporal_iou / (variance.spatiotemporal_iou + RATIO_EPS)
+    weighted = model.weighted_spatial_iou / (variance.weighted_spatial_iou + RATIO_EPS)
+    mse = (variance.mse + RATIO_EPS) / model.mse if model.mse != 0 else math.inf
+    return (_clip01(spatial), _clip01(spatiotemporal), _clip01(weighted), _clip01(mse))
+
+
+@dataclass(frozen=True)
+class VerifiedSample:
+    """One Verified sample (a scenario seen from one perspective) and its four clipped terms.
+
+    Attributes:
+        take1_id: The take-1 ID (the generated file's ID).
+        scenario: Scenario slug.
+        perspective: ``perspective-left|center|right``.
+        category: The scenario's category.
+        terms: ``{score_spatial, score_spatiotemporal, score_weighted_spatial, score_mse}`` in [0, 1].
+    """
+
+    take1_id: int
+    scenario: str
+    perspective: str
+    category: str
+    terms: dict[str, float]
+
+    @property
+    def value(self) -> float:
+        """The sample's value in [0, 1]: the mean of its four clipped terms."""
+        return float(sum(self.terms.values()) / len(self.terms))
+
+
+@dataclass(frozen=True)
+class VerifiedAggregate:
+    """The Physics-IQ Verified score of a set of samples.
+
+    Attributes:
+        physics_iq_score: ``100 * mean`` over samples of the sample value (``final_score_view``).
+        terms: Sub-scores ``100 * mean`` over samples of each clipped term (``score_*_view``).
+        n_samples: How many samples were averaged.
+    """
+
+    physics_iq_score: float
+    terms: dict[str, float]
+    n_samples: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: ``physics_iq_score``, the four ``score_*`` sub-scores (0-100) and ``n_samples``."""
+        return {"physics_iq_score": float(self.physics_iq_score), **self.terms, "n_samples": self.n_samples}
+
+
+def _frame_mean(values: Sequence[float], compat: bool, empty: float) -> float:
+    return _mean(_round_frames(values, compat), empty=empty)
+
+
+def verified_sample(view: ViewResult, *, compat: bool = False) -> VerifiedSample:
+    """The Verified terms of one scored view (generated clip against take 1, variance take 1 vs take 2).
+
+    ``compat=True`` rounds every per-frame value to 4 decimals before the frame means, as the official code
+    does when it reads the results CSV (``parse_list_of_floats``); the scalar IoUs are not rounded there.
+    """
+    model = MetricValues(
+        spatial_iou=view.model_v1.spatial_iou,
+        spatiotemporal_iou=_frame_mean(view.model_v1.spatiotemporal_iou_frames, compat, 1.0),
+        weighted_spatial_iou=view.model_v1.weighted_spatial_iou,
+        mse=_frame_mean(view.model_v1.mse_frames, compat, 0.0),
+    )
+    variance = MetricValues(
+        spatial_iou=view.variance.spatial_iou,
+        spatiotemporal_iou=_frame_mean(view.variance.spatiotemporal_iou_frames, compat, 1.0),
+        weighted_spatial_iou=view.variance.weighted_spatial_iou,
+        mse=_frame_mean(view.variance.mse_frames, compat, 0.0),
+    )
+    terms = dict(zip(VERIFIED_TERMS, verified_terms(model, variance), strict=True))
+    return VerifiedSample(view.take1_id, view.scenario, view.perspective, view.category, terms)
+
+
+def verified_aggregate(views: Sequence[ViewResult], *, compat: bool = False) -> VerifiedAggregate:
+    """The Physics-IQ Verified score of scored views: the mean over samples (see the module docstring).
+
+    Args:
+        views: Scored views, one sample each (a view scored twice counts twice).
+        compat: Official per-frame rounding (see :func:`verified_sample`); the score is then rounded to 2
+            decimals as the official evaluator prints it (``round(final_score_view, 4) * 100``).
+
+    Raises:
+        ValueError: ``views`` is empty.
+
+    >>> c = lambda s, st, ws, m: Comparison(s, ws, (st,), (m,))
+    >>> good = ViewResult("a", "perspective-left", "x", 1, 2, "", c(.4, .6, .2, .01), c(0, 0, 0, 1),
+    ...                   c(.4, .6, .2, .01))
+    >>> half = ViewResult("a", "perspective-center", "x", 2, 3, "", c(.2, .3, .1, .02), c(0, 0, 0, 1),
+    ...                   c(.4, .6, .2, .01))
+    >>> agg = verified_aggregate([good, half])
+    >>> round(agg.physics_iq_score, 4), round(agg.terms["score_mse"], 4)
+    (75.0, 75.0)
+    """
+    if not views:
+        raise ValueError("nothing to aggregate: no scored views")
+    samples = [verified_sample(v, compat=compat) for v in views]
+    score = 100.0 * float(np.mean([s.value for s in samples]))
+    terms = {name: 100.0 * float(np.mean([s.terms[name] for s in samples])) for name in VERIFIED_TERMS}
+    return VerifiedAggregate(
+        physics_iq_score=round(score, 2) if compat else score, terms=terms, n_samples=len(samples)
+    )
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (``ddof=1``) of one score over runs, as the official
+    ``aggregate_runs_from_csvs.py`` reports them (pandas ``std``); one value has no std (``None``).
+
+    >>> mean_std([40.0, 42.0, 44.0, 46.0])
+    (43.0, 2.581988897471611)
+    >>> mean_std([40.0])
+    (40.0, None)
+
+    Raises:
+        ValueError: no value.
+    """
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("mean_std needs at least one value")
+    std = float(arr.std(ddof=1)) if arr.size > 1 else None
+    return float(arr.mean()), std

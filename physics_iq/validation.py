@@ -7,16 +7,22 @@ in seconds instead of after an hour of scoring.
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
+import os
+import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 
 from physics_iq.errors import DatasetError, ValidationError, VideoReadError
-from physics_iq.layout import PERSPECTIVES, DatasetLayout, ViewPair, parse_generated_id
+from physics_iq.layout import DatasetLayout, ViewPair, parse_generated_id
 from physics_iq.video import TEST_SECONDS, VideoInfo, frames_for_seconds
 
 logger = logging.getLogger(__name__)
@@ -81,7 +87,7 @@ def check_dataset(layout: DatasetLayout, fps: int) -> list[ViewPair]:
     if fps not in layout.fps_available():
         available = layout.fps_available()
         problems.append(
-            f"no testing videos at {fps} FPS under {layout.root / 'split-videos' / 'testing-videos'} "
+            f"no testing videos at {fps} FPS under {layout.split_dir('testing-videos', fps).parent} "
             f"(available: {', '.join(f'{f} FPS' for f in available) or 'none'})"
         )
     take1: dict[str, set[str]] = {}
@@ -92,10 +98,10 @@ def check_dataset(layout: DatasetLayout, fps: int) -> list[ViewPair]:
         else:
             take2[row.view_key] += 1
     for scenario, views in take1.items():
-        missing = [p for p in PERSPECTIVES if p not in views]
+        missing = [p for p in layout.views if p not in views]
         if missing:
             problems.append(
-                f"scenario {scenario}: take-1 view(s) {missing} missing (expected all of {list(PERSPECTIVES)})"
+                f"scenario {scenario}: take-1 view(s) {missing} missing (expected all of {list(layout.views)})"
             )
     for row in layout.take1_rows():
         if take2[row.view_key] != 1:
@@ -262,3 +268,248 @@ def validate_generated_folder(
     return GeneratedFolder(
         folder=folder, fps=round(chosen), files=files, infos=infos, warnings=tuple(warnings)
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The official rules, as the official scripts apply them (google-deepmind/physics-IQ-benchmark)
+
+#: Generated clips the official evaluator and submission script expect per run folder (198 take-1 rows).
+OFFICIAL_VIDEO_COUNT = 198
+#: ``submit_verified.py``: a clip lasts 5 s within 1 ms; a run's frame rate matches the card within 0.01.
+DURATION_TOLERANCE_S = 0.001
+FPS_TOLERANCE = 0.01
+#: ``submit_verified.py`` run ids: ``<org>__<descriptive-id>__<YYYY-MM-DD>``, lowercase.
+RUN_ID_RE = re.compile(r"^[a-z0-9]+__[a-z0-9.-]+__\d{4}-\d{2}-\d{2}$")
+CURRENT_TERMS_VERSION = "1.0"
+#: ``public_info`` fields that must be neither null nor "" (the official card rules, in their order).
+REQUIRED_CARD_FIELDS: tuple[str, ...] = (
+    "organization",
+    "model",
+    "model_version",
+    "input_type",
+    "fps",
+    "resolution",
+    "bon_sampling",
+    "prompt_upsampling",
+    "descriptions",
+    "availability",
+    "model_source",
+    "date",
+    "generation_cost",
+)
+#: Required when ``prompt_upsampling`` is true.
+UPSAMPLING_REQUIRED_CARD_FIELDS: tuple[str, ...] = ("upsample_cost",)
+#: Required when ``availability`` is not ``api`` (the submitter ran generation).
+NON_API_REQUIRED_CARD_FIELDS: tuple[str, ...] = ("generation_gpu", "generation_ngpu", "generation_time")
+#: Required when upsampling was done and ``availability`` is not ``api``.
+NON_API_UPSAMPLING_REQUIRED_CARD_FIELDS: tuple[str, ...] = ("upsample_gpu", "upsample_ngpu", "upsample_time")
+#: ``reported_scores`` fields, all required.
+REQUIRED_REPORTED_SCORE_FIELDS: tuple[str, ...] = tuple(
+    f"{name}_{stat}"
+    for name in ("physiq", "spatial_iou", "weighted_spatial_iou", "spatiotemporal_iou", "mse")
+    for stat in ("mean", "std")
+)
+#: ``warranties`` fields, all must be true.
+WARRANTY_FIELDS: tuple[str, ...] = (
+    "has_rights_to_submit",
+    "no_ip_infringement",
+    "permitted_by_provider_tos",
+    "no_personal_data_in_content",
+    "metadata_accurate",
+)
+
+
+def official_listing_problems(folder: str | Path) -> list[str]:
+    """What the official evaluator's listing steps refuse in a folder of generated clips.
+
+    ``rename_generated_videos`` lists every entry of the folder (dot-entries and sub-folders included) and
+    raises ``ValueError: Only .mp4 files are supported.`` for any name not ending in ``.mp4``;
+    ``validate_generations`` takes the ``.mp4`` names in sorted order and requires the n-th to start with
+    ``{n:04d}_``. Returns the problems (empty when the folder passes).
+    """
+    folder = Path(folder)
+    entries = sorted(os.listdir(folder))
+    problems = [
+        f"{name}: not an .mp4 file; the official evaluator lists every entry of the folder and raises "
+        "'ValueError: Only .mp4 files are supported.'"
+        for name in entries
+        if not name.endswith(".mp4") or not (folder / name).is_file()
+    ]
+    mp4s = [name for name in entries if name.endswith(".mp4")]
+    problems += [
+        f"{name}: the official evaluator expects file #{i} to start with '{i:04d}_'"
+        for i, name in enumerate(mp4s, start=1)
+        if not name.startswith(f"{i:04d}_")
+    ]
+    return problems
+
+
+def check_run_id(run_id: str) -> list[str]:
+    """The official run-id rule (``<org>__<descriptive-id>__<YYYY-MM-DD>``, lowercase, digits, ``.-``).
+
+    >>> check_run_id("openai__sora-2-op-bon1__2026-06-30"), len(check_run_id("My Run"))
+    ([], 1)
+    """
+    if RUN_ID_RE.match(run_id):
+        return []
+    return [f"run id {run_id!r}: expected <org>__<descriptive-id>__<YYYY-MM-DD> (lowercase, no spaces)"]
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == ""
+
+
+def check_card(card: Mapping[str, Any]) -> list[str]:
+    """Every rule the official ``submit_verified.py`` applies to a submission card (``submission.yaml``).
+
+    Required ``public_info`` fields (more when ``prompt_upsampling`` is true or ``availability`` is not
+    ``api``), the ten ``reported_scores``, ``terms`` (version "1.0", accepted, by whom, when) and the five
+    ``warranties``. Enum values are not checked, as officially. Returns one message per failure.
+    """
+    errors: list[str] = []
+    info = card.get("public_info") or {}
+    errors += [
+        f"required field 'public_info.{k}' is empty" for k in REQUIRED_CARD_FIELDS if _empty(info.get(k))
+    ]
+    if info.get("prompt_upsampling") is True:
+        errors += [
+            f"required field 'public_info.{k}' is empty (required when prompt_upsampling is true)"
+            for k in UPSAMPLING_REQUIRED_CARD_FIELDS
+            if _empty(info.get(k))
+        ]
+        if info.get("availability") != "api":
+            errors += [
+                f"required field 'public_info.{k}' is empty (required for non-API models with prompt upsampling)"
+                for k in NON_API_UPSAMPLING_REQUIRED_CARD_FIELDS
+                if _empty(info.get(k))
+            ]
+    if info.get("availability") != "api":
+        errors += [
+            f"required field 'public_info.{k}' is empty (required for non-API models)"
+            for k in NON_API_REQUIRED_CARD_FIELDS
+            if _empty(info.get(k))
+        ]
+    scores = card.get("reported_scores") or {}
+    errors += [
+        f"required field 'reported_scores.{k}' is empty"
+        for k in REQUIRED_REPORTED_SCORE_FIELDS
+        if _empty(scores.get(k))
+    ]
+    terms = card.get("terms") or {}
+    if terms.get("terms_version") != CURRENT_TERMS_VERSION:
+        errors.append(
+            f'terms.terms_version must be "{CURRENT_TERMS_VERSION}" (got {terms.get("terms_version")!r})'
+        )
+    if terms.get("terms_accepted") is not True:
+        errors.append("terms.terms_accepted must be true")
+    if not terms.get("accepted_on_behalf_of"):
+        errors.append("terms.accepted_on_behalf_of must be a non-empty string")
+    if not terms.get("accepted_at"):
+        errors.append("terms.accepted_at must be a non-empty string")
+    warranties = card.get("warranties") or {}
+    errors += [f"warranties.{k} must be true" for k in WARRANTY_FIELDS if warranties.get(k) is not True]
+    return errors
+
+
+def check_submission_descriptions(path: str | Path, run_dirs: Sequence[str | Path]) -> list[str]:
+    """The official ``descriptions.csv`` check of a submission: UTF-8 CSV with ``scenario``, ``description``
+    and ``generated_video_name`` columns, and every ``.mp4`` of every run folder listed as a generated name."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [f"{path}: descriptions.csv could not be parsed: {exc}"]
+    missing = {"scenario", "description", "generated_video_name"} - set(fields)
+    if missing:
+        return [f"{path}: descriptions.csv missing required column(s): {sorted(missing)}"]
+    covered = {(row["generated_video_name"] or "").strip() for row in rows}
+    return [
+        f"[{Path(run_dir).name}] {mp4.name} not found in descriptions.csv generated_video_name column"
+        for run_dir in run_dirs
+        for mp4 in sorted(Path(run_dir).glob("*.mp4"))
+        if mp4.name not in covered
+    ]
+
+
+def container_info(path: str | Path) -> dict[str, float]:
+    """What ``ffprobe`` reports to the official submission script: the stream's ``r_frame_rate`` (fps),
+    width, height and the container's (format) duration in seconds.
+
+    Raises:
+        VideoReadError: the file cannot be opened or has no video stream.
+    """
+    path = Path(path)
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoReadError(path, f"not a readable video container ({exc})") from exc
+    try:
+        if not container.streams.video:
+            raise VideoReadError(path, "the container has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.base_rate or stream.average_rate
+        duration = container.duration / av.time_base if container.duration is not None else float("nan")
+        return {
+            "fps": float(rate) if rate else float("nan"),
+            "width": float(stream.codec_context.width),
+            "height": float(stream.codec_context.height),
+            "duration": float(duration),
+        }
+    finally:
+        container.close()
+
+
+def check_run_dir(
+    run_dir: str | Path,
+    card_fps: float | None,
+    card_resolution: str | None,
+    expected_count: int = OFFICIAL_VIDEO_COUNT,
+) -> list[str]:
+    """The official submission checks of one run folder: ``expected_count`` ``*.mp4`` files (198 for the
+    benchmark), the n-th starting with ``{n:04d}_``, each 5 s within 1 ms, of the card's resolution, all at
+    one frame rate within 0.01 of the card's. ``card_fps``/``card_resolution`` of ``None`` skip those
+    comparisons (the card's own check reports them empty)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return [f"run directory not found: {run_dir}"]
+    mp4s = sorted(run_dir.glob("*.mp4"))
+    if len(mp4s) != expected_count:
+        return [f"found {len(mp4s)} video(s) but expected {expected_count}"]
+    errors = [
+        f"file #{i} must start with '{i:04d}_', got '{p.name}'"
+        for i, p in enumerate(mp4s, start=1)
+        if not p.name.startswith(f"{i:04d}_")
+    ]
+    size: tuple[int, int] | None = None
+    if card_resolution is not None:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(card_resolution))
+        if match:
+            size = (int(match[1]), int(match[2]))
+        else:
+            errors.append(f"card resolution {card_resolution!r} is not WIDTHxHEIGHT")
+    rates: list[float] = []
+    for path in mp4s:
+        try:
+            info = container_info(path)
+        except VideoReadError as exc:
+            errors.append(f"could not probe {path.name}: {exc.reason}")
+            continue
+        if not math.isclose(info["duration"], 5.0, abs_tol=DURATION_TOLERANCE_S):
+            errors.append(
+                f"{path.name} is {info['duration']:.4f}s — must be exactly 5.0s (tolerance ±{DURATION_TOLERANCE_S}s)"
+            )
+        if size is not None and (int(info["width"]), int(info["height"])) != size:
+            errors.append(
+                f"{path.name} resolution {int(info['width'])}x{int(info['height'])} does not match card "
+                f"({card_resolution})"
+            )
+        rates.append(info["fps"])
+    if rates:
+        if len(set(rates)) > 1:
+            errors.append("videos have inconsistent FPS within this run directory")
+        elif card_fps is not None and not math.isclose(rates[0], float(card_fps), abs_tol=FPS_TOLERANCE):
+            errors.append(f"video FPS {rates[0]:.4f} does not match card fps={card_fps}")
+    return errors

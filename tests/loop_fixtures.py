@@ -9,6 +9,7 @@ from typing import Any
 from agent.graph import LoopContext, LoopSettings, build_graph
 from agent.pool import LocalGeneratorPool
 from agent.reasoning import Reasoner, Scene
+from agent.selection import build_selector
 from generators.base import Generator
 
 
@@ -30,7 +31,13 @@ class OneScene:
 
 
 def loop_context(
-    reasoner: Reasoner, generator: Generator, scene: Scene, folder: Path, trace: Any = None, **settings: Any
+    reasoner: Reasoner,
+    generator: Generator,
+    scene: Scene,
+    folder: Path,
+    trace: Any = None,
+    selector: str = "critic",
+    **settings: Any,
 ) -> LoopContext:
     """A context for ``build_graph().invoke({"take1_id": 1}, context=...)``."""
     return LoopContext(
@@ -39,6 +46,7 @@ def loop_context(
         generator_id="fake",
         scenes=OneScene(scene, folder),
         settings=LoopSettings(**settings),
+        selector=build_selector(selector),
         trace=trace,
     )
 

@@ -2,15 +2,22 @@
 
 Each POST is answered with the next scripted reply (the last one repeats); a script step may be a callable,
 which can look at ``server.requests[-1]`` (already recorded when it is called) to answer by content.
+:func:`sent_parts` reads back what a recorded request showed the model (texts, image sizes, videos).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import av
+import cv2
+import numpy as np
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
 
@@ -114,3 +121,53 @@ class ScriptedServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """``data:<media type>;base64,<data>`` -> (media type, bytes); a frame sequence keeps its commas."""
+    head, _, data = url.partition(",")
+    assert head.startswith("data:") and head.endswith(";base64"), head[:40]
+    media = head[len("data:") : -len(";base64")]
+    if media == "video/jpeg":
+        return media, data.encode("ascii")
+    return media, base64.b64decode(data)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> ``(H, W, 3)`` uint8 RGB."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not an image"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_video(url: str) -> tuple[str, np.ndarray, float | None]:
+    """A video data URL -> (media type, ``(T, H, W, 3)`` frames, fps stored in the file or ``None``)."""
+    media, data = decode_data_url(url)
+    if media == "video/jpeg":
+        frames = [decode_image(base64.b64decode(part)) for part in data.decode("ascii").split(",")]
+        return media, np.stack(frames), None
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else None
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    return media, np.stack(frames), fps
+
+
+def sent_parts(request: dict[str, Any], index: int = -1) -> list[tuple[str, Any]]:
+    """What message ``index`` of a recorded request showed, in order: ``("text", str)``, ``("image", (H, W))``,
+    ``("video", (media type, T, H, W))``. A plain-string content is one text part."""
+    content = request["messages"][index]["content"]
+    if isinstance(content, str):
+        return [("text", content)]
+    parts: list[tuple[str, Any]] = []
+    for part in content:
+        if part["type"] == "text":
+            parts.append(("text", part["text"]))
+        elif part["type"] == "image_url":
+            parts.append(("image", decode_image(decode_data_url(part["image_url"]["url"])[1]).shape[:2]))
+        elif part["type"] == "video_url":
+            media, frames, _ = decode_video(part["video_url"]["url"])
+            parts.append(("video", (media, *frames.shape[:3])))
+        else:
+            raise AssertionError(f"unexpected content part {part['type']!r}")
+    return parts

@@ -54,9 +54,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
     """The results, without what names the run directory or measures time."""
-    scenarios = [
-        {k: v for k, v in s.items() if k not in ("honest_pick", "oracle_pick")} for s in summary["scenarios"]
-    ]
+    scenarios = [{k: v for k, v in s.items() if not k.endswith("_pick")} for s in summary["scenarios"]]
     return {"overall": summary["overall"], "scenarios": scenarios}
 
 
@@ -89,7 +87,11 @@ def test_yaml_settings(tmp_path: Path, suite: Path) -> None:
         ("loops = 2\n", {"loops": 0}, r"option --loops: Input should be greater than or equal to 1"),
         ('mode = "t2v"\n', {}, r"run.toml: field 'mode'"),
         ("jobs = 0\n", {}, r"run.toml: field 'jobs'"),
-        ('selector = "vote"\n', {}, r"run.toml: field 'selector': Input should be 'critic' or 'judge'"),
+        (
+            'selector = "critc"\n',
+            {},
+            r"run.toml: field 'selector': unknown selector 'critc'; did you mean 'critic'\?",
+        ),
         ('time_limit = "soon"\n', {}, r"run.toml: field 'time_limit': expected a duration"),
         ("loops = [\n", {}, r"run.toml: not valid TOML"),
     ],
@@ -301,7 +303,8 @@ def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
     assert reference["status"] == "complete" and reference["scenarios"][0]["loops"] == 2  # a rewrite happened
     rerun = run_refinement(config, tmp_path / "reference")  # a finished thread is recognised as such
     events = [json.loads(line) for line in (tmp_path / "reference" / "trace.jsonl").read_text().splitlines()]
-    assert [e.get("status") for e in events if e["node"] == "resume"] == ["already finished"]
+    # Both threads of the scenario (the refinement and its best-of-N baseline) are recognised as finished.
+    assert [e.get("status") for e in events if e["node"] == "resume"] == ["already finished"] * 2
     assert _comparable(rerun) == _comparable(reference) and rerun["usage"] == reference["usage"]
     assert calls["n"] == writes  # the rerun ran no step
     for crash_at in range(1, writes + 1):
@@ -317,6 +320,11 @@ def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
         statuses = [e["status"] for e in events if e["node"] == "resume"]
         if crash_at == 1:  # nothing was saved: the rerun starts afresh
             assert statuses == []
-        else:
-            assert len(statuses) == 1 and statuses[0].startswith("resuming"), statuses
-        assert (run_dir / "scenarios" / resumed["scenarios"][0]["scenario"] / "scores.json").is_file()
+        else:  # the thread that crashed resumes (unless it crashed at its own first write); one before it is done
+            resuming = [s for s in statuses if s.startswith("resuming")]
+            assert len(resuming) <= 1 and all(s == "already finished" or s in resuming for s in statuses), (
+                statuses
+            )
+            assert statuses, statuses
+        folder = run_dir / "scenarios" / resumed["scenarios"][0]["scenario"]
+        assert (folder / "scores.json").is_file() and (folder / "scores-best_of_n.json").is_file()

@@ -228,7 +228,7 @@ def _attempt_files(run_dir: Path) -> list[str]:
 
 def _comparable(summary: dict) -> dict:
     return {"overall": summary["overall"], "scenarios": [
-        {k: v for k, v in s.items() if k not in ("honest_pick", "oracle_pick")} for s in summary["scenarios"]
+        {k: v for k, v in s.items() if not k.endswith("_pick")} for s in summary["scenarios"]
     ]}  # fmt: skip
 
 

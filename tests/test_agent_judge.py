@@ -53,10 +53,10 @@ class JudgeVLM:
         self.judge_calls += 1
         if self.rule == "error":
             raise VLMError("judge backend down")
-        generated = message.images[1:]  # the switch frame first, then A's frames, then B's
-        half = len(generated) // 2
-        a = float(np.mean([im.mean() for im in generated[:half]]))
-        b = float(np.mean([im.mean() for im in generated[half:]]))
+        # The images come labelled: real frames first, then "A, generated, ..." and "B, generated, ...".
+        shown = list(zip(message.labels, message.images, strict=True))
+        a = float(np.mean([im.mean() for label, im in shown if label.startswith("A,")]))
+        b = float(np.mean([im.mean() for label, im in shown if label.startswith("B,")]))
         winner = {"brighter": "A" if a > b else "B", "always-a": "A"}[self.rule]
         return VLMReply(json.dumps({"reasoning": f"A {a:.0f} vs B {b:.0f}", "winner": winner}), "fake")
 

@@ -18,15 +18,16 @@ import pytest
 from agent.prompting import PromptSet
 from agent.reasoning import VLMReasoner, make_scene
 from agent.schemas import ReplyParseError
+from agent.views import ViewOptions, clip_video, critique_views, to_message_kwargs
 from agent.vlm import VLMS
-from agent.vlm.base import Message, VLMError
+from agent.vlm.base import Message, Video, VLMError
 from agent.vlm.openai_vlm import OpenAIVLM, encode_frame
 from physics_iq.layout import DatasetLayout
 from physics_iq.synthetic import build_suite
 from physics_iq.video import read_video
 from tests import replies
 from tests.datasets import build_tiny_dataset
-from tests.openai_server import Reply, ScriptedServer, completion, error
+from tests.openai_server import Reply, ScriptedServer, completion, decode_video, error, sent_parts
 
 FAKE_KEY = "sk-test-DO-NOT-LEAK-8f3a91c2"
 SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string"}}, "required": ["verdict"]}
@@ -191,6 +192,128 @@ def test_api_key_never_reaches_logs_replies_or_files(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert logged  # the backend and the client did log
     assert FAKE_KEY not in written and FAKE_KEY not in logged
+
+
+# -- what the model sees: text, then (label, image) pairs, then the video -------------------------------------
+LABELS = tuple(f"generated, t = +{k}.00 s" for k in range(1, 6))
+
+
+def test_labels_precede_their_images_and_stay_with_them_when_sampled(
+    server: ScriptedServer, fake_key: str
+) -> None:
+    server.script = [completion("ok")]
+    vlm = make_vlm(server, max_frames="3", max_side="64")
+    reply = vlm.chat([Message("user", "What happens next?", frames(5), LABELS)])
+    # 5 images sampled to 3 (the first, middle and last): the other two labels are dropped with them.
+    assert sent_parts(server.requests[0]) == [
+        ("text", "What happens next?"),
+        ("text", "generated, t = +1.00 s"),
+        ("image", (36, 64)),
+        ("text", "generated, t = +3.00 s"),
+        ("image", (36, 64)),
+        ("text", "generated, t = +5.00 s"),
+        ("image", (36, 64)),
+    ]
+    assert reply.metadata["frames_sent"] == 3 and reply.metadata["video_frames_sent"] == 0
+    assert "mm_processor_kwargs" not in server.requests[0] and "media_io_kwargs" not in server.requests[0]
+
+
+def test_critique_views_reach_the_server_labelled_in_order(server: ScriptedServer, fake_key: str) -> None:
+    server.script = [completion("ok")]
+    prefix = np.random.default_rng(0).integers(0, 256, (24, 180, 320, 3), dtype=np.uint8)
+    generated = np.random.default_rng(1).integers(0, 256, (40, 180, 320, 3), dtype=np.uint8)
+    views = critique_views(prefix, generated, 8.0, ViewOptions(contact_sheet=True))
+    make_vlm(server).chat([Message("user", "Critique this.", **to_message_kwargs(views))])
+    parts = sent_parts(server.requests[0])
+    assert parts[0] == ("text", "Critique this.")
+    # 11 labelled images (max_frames defaults to 16), each label right before its image.
+    assert [value for kind, value in parts[1::2]] == [view.label for view in views]
+    assert [kind for kind, _ in parts[2::2]] == ["image"] * 11
+    assert [value for _, value in parts[2::2]] == [(180, 320)] * 10 + [(291, 512)]  # the sheet
+
+
+def video_message(count: int = 40, fps: float = 8.0) -> Message:
+    """Switch frame and continuation as a clip whose frame ``i`` is grey level ``5 * i``."""
+    grey = (np.arange(count) * 5).astype(np.uint8)
+    clip = np.broadcast_to(grey[:, None, None, None], (count, 90, 160, 3)).copy()
+    video = clip_video(clip[:1], clip[1:], fps)
+    return Message("user", "Critique this.", frames(2), ("switch frame", "generated"), video)
+
+
+def test_video_as_a_jpeg_frame_sequence_with_its_fps(server: ScriptedServer, fake_key: str) -> None:
+    server.script = [completion("ok")]
+    vlm = make_vlm(server, video="frames", video_frames="16", max_side="64")
+    message = video_message()
+    reply = vlm.chat([message], json_schema=SCHEMA)
+    request = server.requests[0]
+    # 40 frames over at most 16: every 3rd frame (14 of them) at 8/3 fps, so the timing stays exact.
+    assert sent_parts(request) == [
+        ("text", "Critique this."),
+        ("text", "switch frame"),
+        ("image", (36, 64)),
+        ("text", "generated"),
+        ("image", (36, 64)),
+        ("text", message.video.label if message.video else ""),
+        ("video", ("video/jpeg", 14, 36, 64)),
+    ]
+    assert request["mm_processor_kwargs"] == {"fps": pytest.approx(8 / 3)}
+    assert request["media_io_kwargs"] == {"video": {"fps": pytest.approx(8 / 3), "num_frames": -1}}
+    assert request["response_format"]["type"] == "json_schema"
+    assert reply.metadata["video_frames_sent"] == 14 and reply.metadata["video_fps"] == pytest.approx(8 / 3)
+    # The frames sent are the clip's frames 0, 3, ..., 39 (grey level 5 * index).
+    _, sent, _ = decode_video(request["messages"][0]["content"][-1]["video_url"]["url"])
+    assert [round(float(frame.mean()) / 5) for frame in sent] == list(range(0, 40, 3))
+
+
+def test_video_as_mp4(server: ScriptedServer, fake_key: str) -> None:
+    server.script = [completion("ok")]
+    make_vlm(server, video="mp4", max_side="63").chat([video_message(count=20, fps=8.0)])
+    request = server.requests[0]
+    url = request["messages"][0]["content"][-1]["video_url"]["url"]
+    media, decoded, fps = decode_video(url)
+    # 20 frames at 8 fps, downscaled to 63 x 35 and cropped to even sides for H.264.
+    assert (media, decoded.shape, fps) == ("video/mp4", (20, 34, 62, 3), 8.0)
+    assert request["mm_processor_kwargs"] == {"fps": 8.0}
+    assert request["media_io_kwargs"] == {"video": {"fps": 8.0, "num_frames": -1}}
+
+
+def test_without_the_video_option_the_video_is_left_out(server: ScriptedServer, fake_key: str) -> None:
+    server.script = [completion("ok")]
+    vlm = make_vlm(server, max_side="64")
+    message = video_message()
+    vlm.chat([message, Message("assistant", "ok"), Message("user", "Again.", video=message.video)])
+    request = server.requests[0]
+    assert [kind for kind, _ in sent_parts(request, 0)] == ["text", "text", "image", "text", "image"]
+    assert request["messages"][2]["content"] == "Again."  # no images, no video: plain text content
+    assert "mm_processor_kwargs" not in request and "media_io_kwargs" not in request
+
+
+def test_a_server_refusing_the_video_names_the_option(server: ScriptedServer, fake_key: str) -> None:
+    server.script = [error(400, "At most 0 video(s) may be provided in one prompt.")]
+    vlm = make_vlm(server, video="frames")
+    with pytest.raises(VLMError, match=r"refused a request with a video.*video=none.*\(video=frames\)"):
+        vlm.chat([video_message()])
+    # With a schema: asked again without response_format, refused again: the video is named, and the
+    # schema is not given up for the rest of the run (the video was the problem).
+    server.requests.clear()
+    with pytest.raises(VLMError, match="video=none"):
+        vlm.chat([video_message()], json_schema=SCHEMA)
+    assert ["response_format" in r for r in server.requests] == [True, False]
+    server.script = [completion("ok")]
+    vlm.chat([video_message()], json_schema=SCHEMA)
+    assert "response_format" in server.requests[-1]
+
+
+def test_message_labels_and_video_are_checked() -> None:
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        Message("user", "x", frames(3), ("a", "b"))
+    assert Message("user", "x", frames(3)).labels == ()  # unlabelled, as before
+    with pytest.raises(ValueError, match=r"Video.frames must be \(T, H, W, 3\) uint8"):
+        Video(np.zeros((4, 4, 3), np.uint8), 8.0, "x")
+    with pytest.raises(ValueError, match="fps must be positive"):
+        Video(np.zeros((2, 4, 4, 3), np.uint8), 0.0, "x")
+    with pytest.raises(ValueError, match="video"):
+        OpenAIVLM(model="m", base_url="http://127.0.0.1:9/v1", video="gif")
 
 
 # -- repair turns: an invalid reply is shown its validation error once, in the same conversation -------------

@@ -187,7 +187,14 @@ def test_cli_writes_official_csv_and_json_summary(tiny, tmp_path):
                 "weighted_spatial_iou_v2",
             )
         ]
-    assert reader.fieldnames == expected
+    # The official columns in the official order, then the per-sample Verified columns (official readers
+    # ignore columns they do not know).
+    verified = [
+        f"verified_{t}_{view}"
+        for view in PERSPECTIVES
+        for t in ("score_spatial", "score_spatiotemporal", "score_weighted_spatial", "score_mse", "sample")
+    ]
+    assert reader.fieldnames == expected + verified
     assert len(rows) == 3
     frames = json.loads(rows[0]["v1_mse_perspective-left"])
     assert len(frames) == 40 and all(isinstance(v, float) for v in frames)

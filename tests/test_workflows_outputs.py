@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.workflows.rundata import load_run
-from agent.workflows.submit import META_DIR, ORACLE_LABEL, SubmitError, make_submission, strict_check
+from agent.workflows.submit import ORACLE_LABEL, SubmitError, make_submission, strict_check
 from physics_iq.errors import ValidationError
 from physics_iq.layout import DatasetLayout
 from physics_iq.video import probe, read_video, write_video
@@ -47,31 +47,46 @@ def small_run(tmp_path_factory) -> Path:
 
 
 def test_submit_honest_writes_official_folder_manifest_and_matches_run_score(small_run, tmp_path):
+    from physics_iq.evaluate import Evaluator
+
     before = _tree_digest(small_run)
     run = load_run(small_run)
     out = tmp_path / "submission"
     manifest = make_submission(run, out)
     layout = DatasetLayout(run.config["dataset"])
-    videos = sorted(p.name for p in out.iterdir() if p.suffix == ".mp4")
+    clips = out / "runs" / small_run.name
+    videos = sorted(p.name for p in clips.iterdir() if p.suffix == ".mp4")
     assert videos == sorted(r.generated_video_name for r in layout.take1_rows())
     for name in videos:
-        info = probe(out / name)
+        info = probe(clips / name)
         assert (info.frame_count, info.fps) == (40, 8.0)
-    files = {f["file"]: f for f in manifest["files"]}
+    files = {f["file"]: f for f in manifest["runs"][0]["files"]}
     for name in videos:
-        assert files[name]["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
-    saved = json.loads((out / META_DIR / "manifest.json").read_text())
-    assert saved["selection"]["oracle"] is False and saved["prompt_set"]["templates"]
-    assert saved["config"] == run.config and saved["models"]["generator"] == "physics-prior"
+        assert files[name]["sha256"] == hashlib.sha256((clips / name).read_bytes()).hexdigest()
+    saved = json.loads((out / "manifest.json").read_text())
+    record = saved["runs"][0]
+    assert record["selection"]["oracle"] is False and record["prompt_set"]["templates"]
+    assert record["config"] == run.config and record["models"]["generator"] == "physics-prior"
+    assert not (out / "submission.yaml").exists()  # the card is for --verified packages
     assert _tree_digest(small_run) == before  # the run is an input: untouched
+    # The run scores its attempts in fast mode: the same clips score the same in fast mode.
+    fast = Evaluator(layout, 8, mode="fast", cache_dir=False).evaluate_folder(clips)
+    assert fast.overall.physics_iq_score == pytest.approx(run.summary["overall"]["honest_ensemble"], abs=0.01)
 
     done = CliRunner().invoke(
         app, ["submit", str(small_run), "--out", str(tmp_path / "s2"), "--score", "--json"]
     )
     assert done.exit_code == 0, done.output
-    score = json.loads(done.stdout)["score"]["physics_iq_score"]
-    assert score == pytest.approx(run.summary["overall"]["honest_ensemble"], abs=0.01)
-    assert (tmp_path / "s2" / META_DIR / "score" / "summary.json").is_file()
+    scores = json.loads(done.stdout)["score"]
+    assert scores["mode"] == "compat"  # what a leaderboard number is computed in
+    summary = json.loads((tmp_path / "s2" / "scores" / small_run.name / "summary.json").read_text())
+    assert summary["mode"] == "compat" and summary["verified"]["mode"] == "compat"
+    assert scores["aggregate"]["original"]["physics_iq_score"]["mean"] == summary["physics_iq_score"]
+    assert scores["aggregate"]["original"]["physics_iq_score"]["std"] is None  # one run: no std
+    # The package's number is what the evaluator gives its clips in compat mode.
+    compat = Evaluator(layout, 8, mode="compat", cache_dir=False).evaluate_folder(clips)
+    assert summary["physics_iq_score"] == compat.overall.physics_iq_score
+    assert summary["verified"]["physics_iq_score"] == compat.verified.physics_iq_score
 
 
 def test_submit_refuses_non_empty_out_and_leaves_it_alone(small_run, tmp_path):
@@ -104,9 +119,9 @@ def test_submit_oracle_refused_unless_forced_then_labelled(small_run, tmp_path):
     )
     assert done.exit_code == 0, done.output
     assert "ORACLE" in done.output
-    manifest = json.loads((tmp_path / "o" / META_DIR / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["selection"]["oracle"] is True and manifest["label"] == ORACLE_LABEL
-    summary = json.loads((tmp_path / "o" / META_DIR / "score" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "o" / "scores" / small_run.name / "summary.json").read_text())
     assert summary["label"] == ORACLE_LABEL
 
 
@@ -122,7 +137,7 @@ def test_submit_loop_n_past_the_end_uses_the_last_loop(small_run, tmp_path):
     run = load_run(small_run)
     manifest = make_submission(run, tmp_path / "l9", pick="loop-9")
     loops = {v.take1_id: v.loops for v in run.views}
-    assert all(f["loop"] == loops[f["take1_id"]] for f in manifest["files"])
+    assert all(f["loop"] == loops[f["take1_id"]] for f in manifest["runs"][0]["files"])
 
 
 def test_submit_refuses_a_run_that_misses_take1_rows(small_run, tmp_path):
@@ -139,8 +154,8 @@ def test_submit_refuses_an_fps_the_dataset_lacks(small_run, tmp_path):
 
 def test_strict_check_flags_blank_short_and_resized_videos(small_run, tmp_path):
     run = load_run(small_run)
-    out = tmp_path / "ok"
-    make_submission(run, out)
+    make_submission(run, tmp_path / "ok")
+    out = tmp_path / "ok" / "runs" / small_run.name
     layout = DatasetLayout(run.config["dataset"])
     assert strict_check(layout, out, 8) == []
     names = sorted(p.name for p in out.glob("*.mp4"))
@@ -170,10 +185,10 @@ def test_report_is_self_contained_and_escapes_model_text(small_run, tmp_path):
     data = json.loads(prediction.read_text())
     data["prompt"] = payload + " a ball"
     prediction.write_text(json.dumps(data))
-    critique = next(view_dir.glob("attempts/*.critique-1.json"))
-    data = json.loads(critique.read_text())
-    data["observations"] = payload
-    critique.write_text(json.dumps(data))
+    for critique in view_dir.glob("attempts/*.critique-1.json"):  # the best-of-N baseline's attempts too
+        data = json.loads(critique.read_text())
+        data["observations"] = payload
+        critique.write_text(json.dumps(data))
 
     out = tmp_path / "report.html"
     done = CliRunner().invoke(app, ["report", str(copy), "--out", str(out)])

@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from agent.commands import refine, score, suite, workflows
+from agent.commands import data, refine, score, suite, workflows
 
-COMMAND_MODULES: list[ModuleType] = [score, refine, suite, workflows]
+COMMAND_MODULES: list[ModuleType] = [score, refine, suite, workflows, data]

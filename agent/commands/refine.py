@@ -13,6 +13,7 @@ VARIANT_LABELS = {
     "loop_1": "loop 1",
     "final": "final loop",
     "honest_ensemble": "honest ensemble",
+    "best_of_n": "best of N (same budget)",
     "oracle": "oracle (peeks at GT)",
     "static": "static baseline",
 }
@@ -105,6 +106,18 @@ def _print_table(summary: dict[str, Any], console: Any) -> None:
                 f"({errors}); stop: {escape(entry['stop_reason'])}",
                 highlight=False,
             )
+    accounting = []
+    if overall.get("refinement_gain") is not None:
+        accounting.append(f"refinement gain (honest - best of N): {overall['refinement_gain']:+.2f}")
+    if overall.get("selection_gain") is not None:
+        accounting.append(f"selection gain (best of N - loop 1): {overall['selection_gain']:+.2f}")
+    if overall.get("selection_pairs"):
+        accounting.append(
+            f"selection accuracy: {100 * overall['selection_accuracy']:.0f}% of {overall['selection_pairs']} "
+            "attempt pairs ordered like Physics-IQ"
+        )
+    if accounting:
+        console.print("; ".join(accounting), highlight=False)
     notes = []
     if not summary["generator_is_neural"]:
         notes.append("generator: offline physics-prior stand-in (not a neural model)")
@@ -167,12 +180,15 @@ class _LiveDisplay:
             return
         if node == "generate" and not event.get("error"):
             self.attempts[take1_id] = self.attempts.get(take1_id, 0) + 1
-        if node == "scenario_done":
+        if node == "scenario_done":  # a refinement's thread, or its best-of-N baseline's
             self.active.pop(take1_id, None)
             self.progress.advance(self.task)
         else:
             loop = f" loop {event['loop']}" if "loop" in event else ""
-            self.active[take1_id] = f"#{take1_id}{loop} {node} ({self.attempts.get(take1_id, 0)} att.)"
+            variant = " best-of-N" if event.get("variant") else ""
+            self.active[take1_id] = (
+                f"#{take1_id}{variant}{loop} {node} ({self.attempts.get(take1_id, 0)} att.)"
+            )
         usage = ""
         if self.meter is not None:
             snap = self.meter.snapshot()
@@ -209,7 +225,8 @@ def _run(config: Any, run_dir: Path, as_json: bool, limits: Any = None) -> None:
 
     console = Console(stderr=True)
     refinement = Refinement(config, run_dir, limits=limits)
-    with _LiveDisplay(console, len(refinement.pairs)) as display:
+    threads = len(refinement.pairs) * (2 if refinement.best_of_n else 1)  # + the best-of-N baselines
+    with _LiveDisplay(console, threads) as display:
         display.meter = refinement.meter
         refinement.on_event = display.on_event
         summary = refinement.run_all()
@@ -327,6 +344,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--generator-opt", help="KEY=VALUE, repeatable.")
         ] = None,
         vlm_opt: Annotated[list[str] | None, typer.Option("--vlm-opt", help="KEY=VALUE, repeatable.")] = None,
+        view_opt: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--view-opt",
+                help="What a VLM critique shows, KEY=VALUE, repeatable: images, context, dense, contact_sheet, "
+                "crop, crop_side, max_side (docs/real-models.md).",
+            ),
+        ] = None,
         no_grounding: Annotated[
             bool, typer.Option("--no-grounding", help="Do not give VLMs tracker text.")
         ] = False,
@@ -335,7 +360,26 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--selector",
-                help="Honest ensemble pick: 'critic' (best critique) or 'judge' (pairwise VLM judging) \\[critic].",
+                help="Honest ensemble pick, no ground truth: 'critic' (best critique), 'judge' (pairwise VLM), "
+                "a verifier (motion-continuity, background-stability, feature-path, feature-path-encoder, "
+                "world-model-surprise), 'critic+NAME' (NAME breaks the critic's ties) or "
+                "'mean:NAME=W,NAME=W' (weighted mean rank) \\[critic].",
+            ),
+        ] = None,
+        selector_opt: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--selector-opt",
+                help="KEY=VALUE for the selector's verifiers (NAME.KEY=VALUE for one of them), repeatable.",
+            ),
+        ] = None,
+        best_of_n_baseline: Annotated[
+            bool | None,
+            typer.Option(
+                "--best-of-n-baseline/--no-best-of-n-baseline",
+                help="Also run the equal-budget baseline (the selector over loops x seeds loop-1 attempts) "
+                "to report refinement and selection gains apart; doubles the generations \\[on for the "
+                "offline stack, off otherwise].",
             ),
         ] = None,
         max_vlm_tokens: Annotated[
@@ -351,6 +395,21 @@ def register(app: typer.Typer) -> None:
         ] = None,
         jobs: Annotated[
             int | None, typer.Option("--jobs", help="Scenarios refined concurrently (threads) [1].")
+        ] = None,
+        repeat: Annotated[
+            int,
+            typer.Option(
+                "--repeat",
+                min=1,
+                help="Independent runs differing by base seed, --run-dir/<model>-<op|bpp>-run_01..N (4 for a "
+                "leaderboard entry) \\[1].",
+            ),
+        ] = 1,
+        descriptions: Annotated[
+            str | None,
+            typer.Option(
+                "--descriptions", help="The dataset's prompt set: op (original) or bpp (best practice)."
+            ),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     ) -> None:
@@ -375,6 +434,7 @@ def register(app: typer.Typer) -> None:
             "jobs": jobs,
             "generator_workers": generator_workers,
             "selector": selector,
+            "best_of_n_baseline": best_of_n_baseline,
             "grounding": False if no_grounding else None,
             "score": False if no_score else None,
         }
@@ -393,8 +453,21 @@ def register(app: typer.Typer) -> None:
             cli["generator_options"] = gen_opts
         if vlm_opts:
             cli["vlm_options"] = vlm_opts
+        if view_opt:
+            cli["view_options"] = _pairs(view_opt, "--view-opt")
+        if selector_opt:
+            cli["selector_options"] = _pairs(selector_opt, "--selector-opt")
         # A SettingsError (like every user error) is shown as one line by the CLI's root group.
         settings = resolve_settings(cli, config_file)
+        if descriptions is not None:
+            from agent.workflows.repeat import with_descriptions
+
+            settings = with_descriptions(settings, descriptions)
+        if repeat > 1:
+            from agent.commands.repeat import run_repeated
+
+            run_repeated(settings, repeat, as_json)
+            return
         _run(settings.config, settings.run_dir, as_json, settings.limits)
 
     @app.command()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,69 +42,153 @@ def _trajectory(
     return report
 
 
-def _table(results: FolderResults, console: Console) -> None:
+def _table(results: FolderResults, console: Console, score_types: Sequence[str]) -> None:
+    """The original score's table (metrics per category) and the Verified score's (sub-scores per category),
+    each titled with its mode."""
     from rich.table import Table
 
+    from physics_iq.evaluate import MODE_NOTES
+
     overall = results.overall
-    title = (
-        f"Physics-IQ score {overall.physics_iq_score:.2f}  "
-        f"({results.mode} mode, {results.fps} FPS, {overall.n_views} views)"
-    )
-    table = Table(title=title, title_justify="left")
-    for column in ("group", "score", "spatial", "spatiotemp.", "weighted", "MSE", "views"):
-        table.add_column(column, justify="left" if column == "group" else "right")
+    where = f"({results.mode} mode, {results.fps} FPS, {overall.n_views} views)"
+    if "original" in score_types:
+        table = Table(title=f"Physics-IQ score {overall.physics_iq_score:.2f}  {where}", title_justify="left")
+        for column in ("group", "score", "spatial", "spatiotemp.", "weighted", "MSE", "views"):
+            table.add_column(column, justify="left" if column == "group" else "right")
 
-    def add(name: str, agg: Any, style: str | None = None) -> None:
-        m = agg.model
+        def add(name: str, agg: Any, style: str | None = None) -> None:
+            m = agg.model
+            table.add_row(
+                name,
+                f"{agg.physics_iq_score:.2f}",
+                f"{m.spatial_iou:.4f}",
+                f"{m.spatiotemporal_iou:.4f}",
+                f"{m.weighted_spatial_iou:.4f}",
+                f"{m.mse:.5f}",
+                str(agg.n_views),
+                style=style,
+            )
+
+        add("all", overall, style="bold")
+        v = overall.variance
         table.add_row(
-            name,
-            f"{agg.physics_iq_score:.2f}",
-            f"{m.spatial_iou:.4f}",
-            f"{m.spatiotemporal_iou:.4f}",
-            f"{m.weighted_spatial_iou:.4f}",
-            f"{m.mse:.5f}",
-            str(agg.n_views),
-            style=style,
+            "physical variance",
+            "100.00",
+            f"{v.spatial_iou:.4f}",
+            f"{v.spatiotemporal_iou:.4f}",
+            f"{v.weighted_spatial_iou:.4f}",
+            f"{v.mse:.5f}",
+            str(overall.n_views),
+            style="dim",
         )
-
-    add("all", overall, style="bold")
-    v = overall.variance
-    table.add_row(
-        "physical variance",
-        "100.00",
-        f"{v.spatial_iou:.4f}",
-        f"{v.spatiotemporal_iou:.4f}",
-        f"{v.weighted_spatial_iou:.4f}",
-        f"{v.mse:.5f}",
-        str(overall.n_views),
-        style="dim",
-    )
-    for name, agg in sorted(results.per_category.items()):
-        add(name, agg)
-    console.print(table)
+        for name, agg in sorted(results.per_category.items()):
+            add(name, agg)
+        console.print(table)
+    if "verified" in score_types and results.verified is not None:
+        verified = results.verified
+        table = Table(
+            title=f"Physics-IQ Verified score {verified.physics_iq_score:.2f}  {where}",
+            title_justify="left",
+            caption="per sample: each ratio to the physical variance clipped to [0, 1], then averaged (x 100)",
+        )
+        for column in ("group", "Verified", "spatial", "spatiotemp.", "weighted", "MSE", "samples"):
+            table.add_column(column, justify="left" if column == "group" else "right")
+        keys = ("score_spatial", "score_spatiotemporal", "score_weighted_spatial", "score_mse")
+        rows = [("all", verified), *sorted(results.verified_per_category.items())]
+        for name, vagg in rows:
+            table.add_row(
+                name,
+                f"{vagg.physics_iq_score:.2f}",
+                *(f"{vagg.terms[k]:.2f}" for k in keys),
+                str(vagg.n_samples),
+                style="bold" if name == "all" else None,
+            )
+        console.print(table)
+    console.print(f"[dim]{MODE_NOTES.get(results.mode, '')}[/]")
     trajectory = results.extra.get("trajectory")
     if isinstance(trajectory, dict):
         summary = ", ".join(f"{k}={v:.4g}" for k, v in trajectory.items() if isinstance(v, (int, float)))
         console.print(f"trajectory: {summary or json.dumps(trajectory)[:200]}")
 
 
+def _aggregate_table(aggregate: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
+    from physics_iq.evaluate import MODE_NOTES
+
+    table = Table(
+        title=f"{aggregate['n_runs']} runs: mean ± sample std (ddof=1), {aggregate['mode']} mode",
+        title_justify="left",
+        caption=MODE_NOTES.get(str(aggregate["mode"]), ""),
+    )
+    table.add_column("score")
+    table.add_column("mean ± std", justify="right")
+    table.add_column("per run", justify="right")
+    labels = {
+        "physics_iq_score": "Physics-IQ",
+        "score_spatial": "spatial",
+        "score_spatiotemporal": "spatiotemporal",
+        "score_weighted_spatial": "weighted spatial",
+        "score_mse": "MSE",
+    }
+    for kind in ("verified", "original"):
+        for key, stat in aggregate.get(kind, {}).items():
+            if kind == "original" and key != "physics_iq_score":
+                continue  # the raw metrics are in aggregate.json; the table shows scores
+            spread = "" if stat["std"] is None else f" ± {stat['std']:.2f}"
+            table.add_row(
+                f"{kind} {labels.get(key, key)}",
+                f"{stat['mean']:.2f}{spread}",
+                ", ".join(f"{v:.2f}" for v in stat["values"]),
+            )
+    console.print(table)
+
+
 def score(
-    generated_dir: Annotated[
-        Path, typer.Argument(help="Folder of generated videos, {ID}_{perspective}_{scenario}.mp4.")
+    generated_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folder(s) of generated videos, {ID}_{perspective}_{scenario}.mp4; several folders (runs of one "
+            "model) are also reported as mean and sample std."
+        ),
     ],
     dataset: Annotated[
-        Path, typer.Option("--dataset", "-d", help="Physics-IQ style dataset folder (descriptions.csv).")
+        Path,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Physics-IQ dataset folder (descriptions and split-videos), or a descriptions CSV in one.",
+        ),
     ],
     fps: Annotated[
         int | None, typer.Option("--fps", help="Frame rate to score at (default: the videos' own).")
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="fast (in memory) or compat (official lossy steps).")
+        str,
+        typer.Option(
+            "--mode", help="fast (in memory) or compat (official lossy steps; for leaderboard numbers)."
+        ),
     ] = "fast",
+    score_type: Annotated[
+        str,
+        typer.Option(
+            "--score-type",
+            help="original (aggregate score), verified (Physics-IQ Verified per-sample score) or all \\[all].",
+        ),
+    ] = "all",
+    descriptions: Annotated[
+        str | None,
+        typer.Option(
+            "--descriptions", help="op or bpp: the dataset's prompt set to read (IDs and names are the same)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Where results.csv and summary.json go (default: ./score-results/NAME-HASH)."
+            "--out",
+            "-o",
+            help="Where results.csv, samples.csv and summary.json go (several folders: one sub-folder each, plus "
+            "aggregate.json; default: ./score-results/NAME-HASH).",
         ),
     ] = None,
     json_output: Annotated[
@@ -124,12 +209,13 @@ def score(
         ),
     ] = None,
 ) -> None:
-    """Score generated videos with the Physics-IQ evaluator (validates the folder first, never modifies it)."""
+    """Score generated videos with the Physics-IQ evaluator (validates each folder first, never modifies it):
+    the original score and the Physics-IQ Verified score, each saying the mode it was computed in."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from physics_iq.evaluate import MODES, Evaluator
+    from physics_iq.evaluate import MODES, aggregate_runs
     from physics_iq.layout import DatasetLayout
+    from physics_iq.scoring import SCORE_TYPES
     from physics_iq.validation import validate_generated_folder
 
     err = Console(stderr=True)
@@ -139,12 +225,80 @@ def score(
     if mode not in MODES:
         err.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}, got {mode!r}")
         raise typer.Exit(2)
+    if score_type not in (*SCORE_TYPES, "all"):
+        err.print(
+            f"[red]error:[/] --score-type must be one of {', '.join(SCORE_TYPES)} or all, got {score_type!r}"
+        )
+        raise typer.Exit(2)
+    score_types = SCORE_TYPES if score_type == "all" else (score_type,)
     if no_cache and cache_dir is not None:
         err.print("[red]error:[/] --cache-dir and --no-cache contradict each other; pass one")
         raise typer.Exit(2)
     # A PhysicsIQError (bad dataset, invalid folder) is shown as one line by the CLI's root group.
-    layout = DatasetLayout(dataset)
-    folder = validate_generated_folder(layout, generated_dir, fps=fps, jobs=jobs)
+    layout = DatasetLayout(dataset, descriptions=descriptions)
+    # Every folder is checked before any is scored: a bad fourth run fails in seconds, not after three.
+    folders = [validate_generated_folder(layout, d, fps=fps, jobs=jobs) for d in generated_dirs]
+    names = _run_names(generated_dirs)
+    several = len(generated_dirs) > 1
+    root = (
+        out
+        if out is not None
+        else _default_out_dir(generated_dirs[0]).with_name("runs-" + _digest(generated_dirs))
+    )
+    summaries: dict[str, dict[str, Any]] = {}
+    for generated_dir, folder, name in zip(generated_dirs, folders, names, strict=True):
+        results = _score_one(layout, generated_dir, folder, mode, jobs, cache_dir, no_cache, err)
+        if several:
+            out_dir = (
+                out or _default_out_dir(generated_dirs[0]).with_name("runs-" + _digest(generated_dirs))
+            ) / name
+        else:
+            out_dir = out if out is not None else _default_out_dir(generated_dir)
+        csv_path, json_path = results.write(out_dir, score_types)
+        summaries[name] = results.to_json(score_types)
+        if not json_output:
+            _table(results, Console(), score_types)
+        elif not several:
+            typer.echo(json.dumps(summaries[name], indent=2))
+            _table(results, err, score_types)
+        err.print(f"wrote {csv_path}, {out_dir / 'samples.csv'} and {json_path}")
+    if several:
+        aggregate = aggregate_runs(summaries)
+        (root / "aggregate.json").write_text(json.dumps(aggregate, indent=2) + "\n", encoding="utf-8")
+        if json_output:
+            typer.echo(json.dumps({"runs": summaries, "aggregate": aggregate}, indent=2))
+        _aggregate_table(aggregate, err if json_output else Console())
+        err.print(f"wrote {root / 'aggregate.json'}")
+
+
+def _digest(dirs: Sequence[Path]) -> str:
+    joined = "\n".join(str(d.resolve()) for d in dirs)
+    return hashlib.sha256(joined.encode()).hexdigest()[:8]
+
+
+def _run_names(dirs: Sequence[Path]) -> list[str]:
+    """One output name per folder: its own name, made unique with a hash of its path when two share it."""
+    names = [d.resolve().name for d in dirs]
+    return [
+        n if names.count(n) == 1 else f"{n}-{hashlib.sha256(str(d.resolve()).encode()).hexdigest()[:8]}"
+        for n, d in zip(names, dirs, strict=True)
+    ]
+
+
+def _score_one(
+    layout: DatasetLayout,
+    generated_dir: Path,
+    folder: Any,
+    mode: str,
+    jobs: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+    err: Console,
+) -> FolderResults:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from physics_iq.evaluate import Evaluator
+
     evaluator = Evaluator(layout, folder.fps, mode=mode, cache_dir=False if no_cache else cache_dir)  # type: ignore[arg-type]
     pairs = evaluator.pairs()
     for message in folder.warnings:
@@ -157,7 +311,7 @@ def score(
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"scoring ({mode})", total=len(pairs))
+        task = progress.add_task(f"scoring {generated_dir.name} ({mode})", total=len(pairs))
         results = evaluator.evaluate_folder(
             generated_dir,
             jobs=jobs,
@@ -169,14 +323,7 @@ def score(
     trajectory = _trajectory(layout, generated_dir, folder.fps, err)
     if trajectory is not None:
         results.extra["trajectory"] = trajectory
-    out_dir = out if out is not None else _default_out_dir(generated_dir)
-    csv_path, json_path = results.write(out_dir)
-    if json_output:
-        typer.echo(json.dumps(results.to_json(), indent=2))
-        _table(results, err)
-    else:
-        _table(results, Console())
-    err.print(f"wrote {csv_path} and {json_path}")
+    return results
 
 
 def _escape(text: str) -> str:

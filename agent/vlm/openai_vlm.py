@@ -1,12 +1,36 @@
 """OpenAI-compatible chat backend: OpenAI itself, or vLLM, Ollama, LM Studio, ... through ``base_url``.
 
-Frames are sampled (at most ``max_frames`` per message, evenly spread, largest side ``max_side``) and sent as
-base64 data-URL images. When the agent passes a JSON schema, structured output is requested with
-``response_format={"type": "json_schema", ...}``; servers that reject it are asked again without it, and
-servers that silently ignore it are fine too, because this backend always returns the raw text and the agent
-validates it with pydantic. Retries with exponential backoff on 429 / 5xx / timeouts are the ``openai``
-client's own (``max_retries``, ``timeout``). The API key is read from the environment variable named by
-``api_key_env`` only; it is never logged, stored or put in a reply.
+A message is sent in the order documented on :class:`~agent.vlm.base.Message`: its text, then each image
+(at most ``max_frames``, evenly spread, largest side ``max_side``, as base64 data URLs) preceded by its label
+as a text part, then the video when ``video`` is not ``none``. When the agent passes a JSON schema,
+structured output is requested with ``response_format={"type": "json_schema", ...}``; servers that reject it
+are asked again without it, and servers that silently ignore it are fine too, because this backend always
+returns the raw text and the agent validates it with pydantic. Retries with exponential backoff on 429 / 5xx /
+timeouts are the ``openai`` client's own (``max_retries``, ``timeout``). The API key is read from the
+environment variable named by ``api_key_env`` only; it is never logged, stored or put in a reply.
+
+Video (``--vlm-opt video=frames|mp4``) is for servers whose model takes video, e.g. vLLM serving Qwen2.5-VL
+(start it with video allowed, e.g. ``--limit-mm-per-prompt '{"image": 16, "video": 1}'``):
+
+- ``frames`` sends the clip's frames as one ``{"type": "video_url", "video_url": {"url":
+  "data:video/jpeg;base64,<frame 1>,<frame 2>,..."}}`` part, vLLM's convention for frames sampled by the
+  client (Qwen2.5-VL's README, "Start an OpenAI API Service");
+- ``mp4`` encodes the frames as an H.264 mp4 (PyAV) sent as ``data:video/mp4;base64,...``.
+
+A clip longer than ``video_frames`` is sent every k-th frame at ``fps / k``, so its timing stays exact. The
+frame rate goes to the server in two request fields (``extra_body``), because vLLM moved it:
+
+- ``mm_processor_kwargs: {"fps": ...}``, accepted from vLLM 0.8 (PR #13533, Feb 2025): forwarded to the
+  Hugging Face processor, where Qwen2.5-VL processors of transformers before the video-processor refactor
+  turn it into the temporal position scale (``second_per_grid_ts``);
+- ``media_io_kwargs: {"video": {"fps": ..., "num_frames": -1}}``, the per-request media-loading field added
+  by vLLM PR #34778 (first released around 0.18, March 2026): the fps of a ``video/jpeg`` frame sequence is
+  read from it since PR #37301 (before, such frames carried no frame rate), Qwen2.5-VL uses that metadata for
+  its temporal positions since PR #47736 (July 2026, around 0.25), and ``num_frames: -1`` stops vLLM from
+  keeping only the first 32 frames of a sequence.
+
+vLLM ignores (and logs) request fields it does not know, so both are sent. These version boundaries come
+from reading vLLM's source and pull requests; this backend is tested against a scripted server only.
 """
 
 from __future__ import annotations
@@ -15,8 +39,10 @@ import base64
 import difflib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -25,8 +51,19 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from agent.vlm.base import Message, VLMError, VLMReply, VLMUnavailable
+from agent.vlm.base import (
+    Message,
+    Video,
+    VLMError,
+    VLMReply,
+    VLMUnavailable,
+    downscale,
+    message_parts,
+    sample_indices,
+    video_stride,
+)
 from physics_iq.registry import BackendOptionError
+from physics_iq.video import VideoWriteError, write_video
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +94,8 @@ class OpenAIVLMOptions(BaseModel):
         api_key_env: Environment variable holding the key; local servers need none.
         max_retries: Retries on 429 / 5xx / connection errors / timeouts (exponential backoff by the client).
         timeout: Seconds per request attempt.
-        max_frames: Most images sent per message (evenly sampled).
-        max_side: Largest image side in pixels after downscaling.
+        max_frames: Most images sent per message (evenly sampled; labels stay with their images).
+        max_side: Largest image (and video frame) side in pixels after downscaling.
         image_detail: OpenAI ``detail`` hint (``low`` is 85 tokens per image).
         image_format: Encoding of the frames.
         temperature: Sampling temperature (unset: server default).
@@ -66,6 +103,9 @@ class OpenAIVLMOptions(BaseModel):
         structured_output: Ask for ``json_schema`` output when a schema is given, or never (``none``).
         prompt_price: USD per million prompt tokens (overrides the table).
         completion_price: USD per million completion tokens (overrides the table).
+        video: Send a message's video as ``frames`` (a ``data:video/jpeg`` frame sequence) or ``mp4``, or
+            leave it out (``none``); only for servers whose model takes video (see the module docstring).
+        video_frames: Most frames of one video; a longer clip is sent every k-th frame at ``fps / k``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,7 +115,7 @@ class OpenAIVLMOptions(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     max_retries: int = Field(3, ge=0)
     timeout: float = Field(120.0, gt=0)
-    max_frames: int = Field(8, ge=1)
+    max_frames: int = Field(16, ge=1)
     max_side: int = Field(512, ge=16)
     image_detail: Literal["auto", "low", "high"] = "auto"
     image_format: Literal["jpeg", "png"] = "jpeg"
@@ -84,34 +124,59 @@ class OpenAIVLMOptions(BaseModel):
     structured_output: Literal["json_schema", "none"] = "json_schema"
     prompt_price: float | None = Field(None, ge=0)
     completion_price: float | None = Field(None, ge=0)
+    video: Literal["none", "frames", "mp4"] = "none"
+    video_frames: int = Field(32, ge=2)
 
 
-def sample_indices(count: int, limit: int) -> list[int]:
-    """Evenly spread indices of at most ``limit`` of ``count`` items, first and last included.
-
-    >>> sample_indices(10, 4), sample_indices(3, 8)
-    ([0, 3, 6, 9], [0, 1, 2])
-    """
-    if count <= limit:
-        return list(range(count))
-    return sorted({round(float(x)) for x in np.linspace(0, count - 1, limit)})
+__all__ = ["OpenAIVLM", "OpenAIVLMOptions", "encode_frame", "encode_video", "price_of", "sample_indices"]
 
 
 def encode_frame(frame: np.ndarray, max_side: int, image_format: str = "jpeg") -> str:
     """``(H, W, 3)`` uint8 RGB -> ``data:image/...;base64,...`` URL, downscaled so the larger side <= ``max_side``."""
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"images must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-    height, width = frame.shape[:2]
-    scale = max_side / max(height, width)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return f"data:image/{image_format};base64,{_encode_image(frame, max_side, image_format)}"
+
+
+def _encode_image(frame: np.ndarray, max_side: int, image_format: str) -> str:
+    frame = downscale(frame, max_side)
     extension = ".jpg" if image_format == "jpeg" else ".png"
     ok, buffer = cv2.imencode(extension, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode a {frame.shape} frame as {image_format}")
-    return f"data:image/{image_format};base64,{base64.b64encode(buffer.tobytes()).decode('ascii')}"
+    return base64.b64encode(buffer.tobytes()).decode("ascii")
+
+
+def encode_video(video: Video, max_side: int, max_frames: int, container: str) -> tuple[str, int, float]:
+    """A clip as a data URL: ``data:video/jpeg;base64,<frame>,<frame>,...`` or ``data:video/mp4;base64,...``.
+
+    Args:
+        video: The clip.
+        max_side: Largest frame side after downscaling.
+        max_frames: Most frames sent; a longer clip keeps every k-th frame (``fps / k``).
+        container: ``frames`` (JPEG frame sequence) or ``mp4`` (H.264, even sides).
+
+    Returns:
+        The URL, the number of frames in it and their frame rate.
+    """
+    stride = video_stride(len(video.frames), max_frames)
+    frames = [downscale(frame, max_side) for frame in video.frames[::stride]]
+    fps = video.fps / stride
+    if container == "frames":
+        return (
+            "data:video/jpeg;base64," + ",".join(_encode_image(f, max_side, "jpeg") for f in frames),
+            len(frames),
+            fps,
+        )
+    height, width = frames[0].shape[:2]
+    # H.264 in yuv420p needs even sides: drop an odd last row or column.
+    clip = np.stack([frame[: height - height % 2, : width - width % 2] for frame in frames])
+    with tempfile.TemporaryDirectory(prefix="physrefine-video-") as folder:
+        path = Path(folder) / "clip.mp4"
+        try:
+            write_video(path, clip, fps)
+        except VideoWriteError as exc:
+            raise ValueError(f"vlm openai: could not encode the video as mp4: {exc}") from exc
+        data = path.read_bytes()
+    return "data:video/mp4;base64," + base64.b64encode(data).decode("ascii"), len(frames), fps
 
 
 def price_of(
@@ -230,33 +295,64 @@ class OpenAIVLM:
             )
         return f"{self.endpoint} reachable, key accepted, model {opts.model!r} listed"
 
-    def _content(self, message: Message) -> tuple[Any, int]:
-        if not message.images:
-            return message.text, 0
-        if message.role != "user":
-            raise ValueError(f"vlm openai: only user messages may carry images, got {message.role!r}")
+    def _content(self, message: Message) -> tuple[Any, int, list[tuple[int, float]]]:
+        """The message's ``content`` in the order of :func:`~agent.vlm.base.message_parts`, the number of
+        images in it, and ``(frames, fps)`` of each video in it."""
         opts = self.options
-        parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}]
-        chosen = sample_indices(len(message.images), opts.max_frames)
-        for index in chosen:
-            url = encode_frame(message.images[index], opts.max_side, opts.image_format)
-            parts.append({"type": "image_url", "image_url": {"url": url, "detail": opts.image_detail}})
-        return parts, len(chosen)
+        send_video = opts.video != "none"
+        if not message.images and (message.video is None or not send_video):
+            return message.text, 0, []
+        if message.role != "user":
+            raise ValueError(
+                f"vlm openai: only user messages may carry images or video, got {message.role!r}"
+            )
+        parts: list[dict[str, Any]] = []
+        images = 0
+        videos: list[tuple[int, float]] = []
+        for kind, value in message_parts(message, opts.max_frames, video=send_video):
+            if kind == "text":
+                parts.append({"type": "text", "text": value})
+            elif kind == "image":
+                url = encode_frame(value, opts.max_side, opts.image_format)
+                parts.append({"type": "image_url", "image_url": {"url": url, "detail": opts.image_detail}})
+                images += 1
+            else:
+                url, count, fps = encode_video(value, opts.max_side, opts.video_frames, opts.video)
+                parts.append({"type": "video_url", "video_url": {"url": url}})
+                videos.append((count, fps))
+        return parts, images, videos
 
     def chat(self, messages: Sequence[Message], *, json_schema: Mapping[str, Any] | None = None) -> VLMReply:
         """Send the conversation; return the raw reply text with token usage and estimated cost.
 
         Raises:
-            VLMError: Transport failure after retries, timeout, refusal, or empty content.
+            ValueError: Images or video on a non-user message, or videos of different frame rates.
+            VLMError: Transport failure after retries, timeout, refusal, or empty content; a server that
+                refuses the video part (naming the ``video`` option).
         """
         opts = self.options
         payload: list[dict[str, Any]] = []
         frames_sent = 0
+        videos: list[tuple[int, float]] = []
         for message in messages:
-            content, sent = self._content(message)
+            content, sent, clips = self._content(message)
             frames_sent += sent
+            videos += clips
             payload.append({"role": message.role, "content": content})
         request: dict[str, Any] = {"model": opts.model, "messages": payload}
+        video_fps = None
+        if videos:
+            rates = sorted({fps for _, fps in videos})
+            if len(rates) > 1:
+                raise ValueError(
+                    f"vlm openai: the videos of one request must share a frame rate, got {rates}"
+                )
+            video_fps = rates[0]
+            # Two fields because vLLM moved the frame rate of client-sampled frames (module docstring).
+            request["extra_body"] = {
+                "mm_processor_kwargs": {"fps": video_fps},
+                "media_io_kwargs": {"video": {"fps": video_fps, "num_frames": -1}},
+            }
         if opts.temperature is not None:
             request["temperature"] = opts.temperature
         if opts.max_tokens is not None:
@@ -284,7 +380,22 @@ class OpenAIVLM:
                 self._schema_supported = False
                 fallback = True
                 request.pop("response_format")
-                response = self._client.chat.completions.create(**request)
+                try:
+                    response = self._client.chat.completions.create(**request)
+                except openai.BadRequestError:
+                    if videos:  # the request failed for another reason (the video, likely): keep asking
+                        self._schema_supported = True
+                    raise
+        except openai.BadRequestError as exc:
+            if videos:
+                raise VLMError(
+                    f"vlm openai: {self.endpoint} refused a request with a video (HTTP {exc.status_code}: "
+                    f"{exc.message}); use --vlm-opt video=none unless {opts.model!r} takes video "
+                    f"(video={opts.video})"
+                ) from exc
+            raise VLMError(
+                f"vlm openai: {opts.model!r} answered HTTP {exc.status_code}: {exc.message}"
+            ) from exc
         except openai.APITimeoutError as exc:
             raise VLMUnavailable(
                 f"vlm openai: no answer from {opts.model!r} within {opts.timeout} s after {opts.max_retries} retries",
@@ -348,5 +459,7 @@ class OpenAIVLM:
                 "structured_output_requested": structured,
                 "response_format_rejected": fallback,
                 "base_url": opts.base_url,
+                "video_frames_sent": sum(count for count, _ in videos),
+                "video_fps": video_fps,
             },
         )

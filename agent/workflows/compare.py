@@ -11,6 +11,12 @@ same resample and the delta recorded; the interval is the ``(alpha/2, 1-alpha/2)
 deltas, and ``p(delta<=0)`` the fraction of resamples where the other run is not better. A resample that
 draws a scenario k times weighs it k times in every mean of the official aggregation
 (:func:`weighted_scores`, tested against :func:`~physics_iq.scoring.aggregate` on duplicated views).
+
+Runs as repeats: the comparison also treats all the runs as independent repeats of one method (the four
+runs of ``refine --repeat 4``) and reports, per selection, the mean and sample standard deviation
+(``ddof=1``, as the official ``aggregate_runs_from_csvs.py``) of the original and the Physics-IQ Verified
+scores (:func:`repeat_stats`). These come from the runs' stored metrics, scored in the runs' mode (``fast``);
+leaderboard numbers come from ``physrefine submit --verified`` (compat mode).
 """
 
 from __future__ import annotations
@@ -27,7 +33,15 @@ from typing import Any
 import numpy as np
 
 from agent.workflows.rundata import VARIANT_LABELS, VARIANTS, RunData, RunDataError
-from physics_iq.scoring import MetricValues, ViewResult, aggregate, physics_iq_score
+from physics_iq.scoring import (
+    VERIFIED_TERMS,
+    MetricValues,
+    ViewResult,
+    aggregate,
+    mean_std,
+    physics_iq_score,
+    verified_aggregate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +197,51 @@ def _score(views: list[ViewResult]) -> float | None:
     return round(aggregate(views).physics_iq_score, 4) if views else None
 
 
+def run_scores(run: RunData, names: Sequence[str], variant: str) -> dict[str, float] | None:
+    """One run's original and Verified scores (and Verified sub-scores) on ``names`` for a selection;
+    ``None`` when the selection holds no attempt."""
+    views = _views(run, names, variant)
+    if not views:
+        return None
+    verified = verified_aggregate(views)
+    return {
+        "original": round(aggregate(views).physics_iq_score, 4),
+        "verified": round(verified.physics_iq_score, 4),
+        **{k: round(v, 4) for k, v in verified.terms.items()},
+    }
+
+
+def repeat_stats(runs: Sequence[RunData], names: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Mean and sample std (``ddof=1``; ``None`` with one run) over runs of every score, per selection.
+
+    Returns:
+        ``{"n_runs", "mode", "variants": {variant: {score: {"mean", "std", "values": {label: value}}}}}``
+        where ``score`` is ``original``, ``verified`` or a Verified sub-score (``score_spatial``, ...).
+    """
+    out: dict[str, Any] = {
+        "n_runs": len(runs),
+        "mode": _score_mode(runs),
+        "std": "sample standard deviation (ddof=1) over the runs",
+        "variants": {},
+    }
+    for variant in VARIANTS:
+        per_run = {label: run_scores(run, names, variant) for label, run in zip(labels, runs, strict=True)}
+        scored = {label: s for label, s in per_run.items() if s is not None}
+        if not scored:
+            continue
+        stats: dict[str, Any] = {}
+        for key in ("original", "verified", *VERIFIED_TERMS):
+            values = {label: s[key] for label, s in scored.items()}
+            mean, std = mean_std(list(values.values()))
+            stats[key] = {
+                "mean": round(mean, 4),
+                "std": None if std is None else round(std, 4),
+                "values": values,
+            }
+        out["variants"][variant] = stats
+    return out
+
+
 def loop_curve(run: RunData, names: Sequence[str], max_loop: int) -> list[float | None]:
     """Score after each loop 1..max_loop; a view that stopped earlier contributes its last loop (its output)."""
     return [_score(_views(run, names, f"loop-{loop}")) for loop in range(1, max_loop + 1)]
@@ -294,6 +353,8 @@ def compare_runs(
     return {
         "runs": {label: str(run.root) for label, run in zip(labels, runs, strict=True)},
         "baseline": labels[0],
+        # The runs' own scores of their attempts; leaderboard numbers come from a compat-mode package.
+        "score_mode": _score_mode(runs),
         "variant": variant,
         "views": common,
         "notes": notes,
@@ -313,8 +374,14 @@ def compare_runs(
             label: loop_curve(run, common, max_loop) for label, run in zip(labels, runs, strict=True)
         },
         "convergence": {label: convergence(run, common) for label, run in zip(labels, runs, strict=True)},
+        "repeats": repeat_stats(runs, common, labels),
         "oracle_note": "oracle rows pick attempts with the ground truth: an upper bound, not an honest result",
     }
+
+
+def _score_mode(runs: Sequence[RunData]) -> str:
+    modes = sorted({str(run.summary.get("score_mode") or "fast") for run in runs})
+    return modes[0] if len(modes) == 1 else "/".join(modes)
 
 
 def _unique_labels(runs: Sequence[RunData]) -> list[str]:
@@ -358,7 +425,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     for label, path in result["runs"].items():
         digest = ", ".join(f"{k}={v}" for k, v in result["configs"][label].items())
         lines.append(f"- **{label}**: `{path}` ({digest})")
-    lines += ["", f"Baseline: **{result['baseline']}**. {len(result['views'])} view(s) compared."]
+    lines += [
+        "",
+        f"Baseline: **{result['baseline']}**. {len(result['views'])} view(s) compared. Scores are the runs' own, "
+        f"in {result.get('score_mode', 'fast')} mode.",
+    ]
     lines += [f"> {note}" for note in result["notes"]]
     lines += [
         "",
@@ -401,6 +472,24 @@ def to_markdown(result: dict[str, Any]) -> str:
         cells += [_fmt(row[f"delta {o}"]) for o in others]
         cells.append(" / ".join(str(row[f"{label} loops"]) for label in labels))
         lines.append("| " + " | ".join(cells) + " |")
+    repeats = result.get("repeats")
+    if repeats:
+        lines += [
+            "",
+            f"## The runs as repeats ({repeats['n_runs']} runs, {repeats['mode']} mode)",
+            "",
+            "Mean ± sample standard deviation (ddof=1) over all the runs above, as the official aggregation of "
+            "four runs reports them.",
+            "",
+            "| selection | original | Physics-IQ Verified | Verified spatial | spatiotemporal | weighted | MSE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for variant, stats in repeats["variants"].items():
+            cells = [VARIANT_LABELS[variant]]
+            for key in ("original", "verified", *VERIFIED_TERMS):
+                stat = stats[key]
+                cells.append(f"{stat['mean']:.2f}" + ("" if stat["std"] is None else f" ± {stat['std']:.2f}"))
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Loop by loop", "", "Views that stopped earlier count with their last loop.", ""]
     n_loops = max(len(c) for c in result["loop_curves"].values())
     lines.append("| run | " + " | ".join(f"loop {i}" for i in range(1, n_loops + 1)) + " |")
@@ -516,10 +605,21 @@ def write_comparison(result: dict[str, Any], out_dir: str | Path, *, overwrite: 
             for label, c in result["convergence"].items()
         ],
     )
+    repeat_rows = [
+        {"selection": variant, "score": key, "mean": stat["mean"], "std": stat["std"], **stat["values"]}
+        for variant, stats in result.get("repeats", {}).get("variants", {}).items()
+        for key, stat in stats.items()
+    ]
+    _write_csv(out / "repeats.csv", repeat_rows)
     written = [
         out / n for n in ("compare.md", "compare.json", "overall.csv", "per_category.csv", "per_view.csv")
     ]
-    written += [out / "loops.csv", out / "convergence.csv", *plot_comparison(result, out)]
+    written += [
+        out / "loops.csv",
+        out / "convergence.csv",
+        out / "repeats.csv",
+        *plot_comparison(result, out),
+    ]
     return written
 
 
@@ -532,6 +632,8 @@ __all__ = [
     "loop_curve",
     "paired_bootstrap",
     "plot_comparison",
+    "repeat_stats",
+    "run_scores",
     "to_markdown",
     "weighted_scores",
     "write_comparison",
