@@ -434,7 +434,13 @@ class OfflineReasoner:
                                 "medium",
                                 f"{name} bounces much lower than it should",
                             )
-                            changes.append(f"{_cap(name)} bounces high, a few times, each bounce lower.")
+                            asked_high = says(prompt, "bounce_high") or says(prompt, "bounce_very_high")
+                            changes.append(
+                                f"{_cap(name)} bounces very high, almost back to where it fell from, each bounce "
+                                "a little lower."
+                                if asked_high
+                                else f"{_cap(name)} bounces high, a few times, each bounce lower."
+                            )
                         else:
                             flag(
                                 m.bounces[0],
@@ -614,7 +620,7 @@ class OfflineReasoner:
 
 #: Aspects of a sentence about an object, so that a suggestion replaces the sentence it corrects.
 _ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("bounce", ("bounce_high", "bounce_low", "no_bounce")),
+    ("bounce", ("bounce_very_high", "bounce_high", "bounce_low", "no_bounce")),
     ("pull", ("pulled", "pushed_back")),
     ("fall speed", ("fast",)),
     ("slowing", ("keeps_speed", "slows_gently", "slows_quickly")),

@@ -352,6 +352,8 @@ def _said_in(sentence: str, said: Said) -> None:
         said.bounce = 0.05
     elif says(sentence, "bounce_low"):
         said.bounce = 0.35
+    elif says(sentence, "bounce_very_high"):
+        said.bounce = 0.9
     elif says(sentence, "bounce_high"):
         said.bounce = 0.75
     if said.falls and says(sentence, "slow"):
@@ -628,7 +630,7 @@ class PhysicsPriorGenerator:
 
     def __init__(
         self,
-        substeps: int = 16,
+        substeps: int = 40,
         velocity_jitter: float = 0.15,
         scale_range: tuple[float, float] = (0.5, 2.0),
         restitution_range: tuple[float, float] = (0.1, 0.9),

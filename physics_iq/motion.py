@@ -623,7 +623,7 @@ def _candidates(
             # body of liquid), not every pixel of that colour in the room.
             bits = np.isin(comp, [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= 3])
             bits[int(max(0, min(floor_y, height))) + 1 :] = False
-            joined = cv2.dilate(bits.astype(np.uint8), np.ones((7, 7), np.uint8))
+            joined = cv2.dilate(bits.astype(np.uint8), np.ones((5, 5), np.uint8))
             n, clusters, _cstats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
             if n > 1:
                 best = 1 + int(np.argmax([(bits & (clusters == k)).sum() for k in range(1, n)]))
@@ -742,7 +742,11 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
     # 2. Named things not seen moving: shape candidates, best first.
     assigned = _assign_mentions(objects, named)
     circles: list[tuple[float, float, float]] | None = None
-    for index, mention in enumerate(named):
+    # Solid things first: a liquid or a pile of beads is looked for in what is left, so that its colour
+    # cannot swallow a block of a similar colour floating in it.
+    order = sorted(range(len(named)), key=lambda k: named[k].shape in ("grains", "fluid"))
+    for index in order:
+        mention = named[index]
         missing = mention.count - assigned.get(index, 0)
         if missing <= 0:
             continue
@@ -1461,6 +1465,29 @@ def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> Obj
             if v_in > 1:
                 ratios.append(min(1.5, abs(v_out) / v_in))
     restitution = float(np.mean(ratios)) if ratios else None
+    if bounces and gravity and gravity > 0:
+        # With gravity known, each arc between bounces is a parabola of known curvature: its apex height
+        # above the contact level gives the speed at contact (v = sqrt(2 g h)) better than finite differences
+        # of a few samples around the impact, which miss the impact itself at low frame rates.
+        contact = float(np.nanmax(y))
+        if floor_y is not None and abs(floor_y - track.radius - contact) < 2 * track.radius:
+            contact = max(contact, floor_y - track.radius)
+        edges = [0, *bounces, len(y) - 1]
+        heights = []
+        for a, b in itertools.pairwise(edges):
+            lo, hi = (a + 1 if a > 0 else a), b  # the lowest samples belong to either arc: left out
+            if hi - lo < 2:
+                heights.append(None)
+                continue
+            t = np.arange(lo, hi) / fps
+            slope, offset = np.polyfit(t, y[lo:hi] - 0.5 * gravity * t * t, 1)
+            apex = offset - slope * slope / (2 * gravity)
+            heights.append(contact - apex if contact - apex > 1 else None)
+        pairs = [
+            math.sqrt(h2 / h1) for h1, h2 in itertools.pairwise(heights) if h1 is not None and h2 is not None
+        ]
+        if pairs:
+            restitution = float(min(1.5, np.mean(pairs)))
     speeds = np.hypot(np.diff(filled[:, 0]), np.diff(filled[:, 1])) * fps
     stopped_at = None
     for t in range(len(speeds)):

@@ -242,6 +242,8 @@ MOTION_PHRASES: dict[str, tuple[str, ...]] = {
     "rises": (r"\brises?\b", r"\brising\b", r"\bfloats? up\b", r"\blifts? off\b", r"\bgoes up\b"),
     "bounce_high": (r"\bbounces? (?:back )?(?:up )?high\b", r"\bbounces? (?:several|many|a few) times\b",
                     r"\beach bounce (?:a little )?lower\b", r"\bbouncy\b", r"\bbounces? back up\b"),
+    "bounce_very_high": (r"\bbounces? (?:back up )?very high\b", r"\balmost (?:back )?(?:up )?to where it (?:fell|was dropped) from\b",
+                         r"\bnearly as high as\b"),
     "bounce_low": (r"\bbounces? (?:only )?(?:a little|slightly|low|once|weakly)\b", r"\bsmall bounce\b"),
     "no_bounce": (r"\b(?:does not|doesn't|won't|will not|never) bounce\b", r"\bwithout bouncing\b",
                   r"\bwith a thud\b", r"\blands? and stays?\b", r"\bno bounce\b", r"\bstays where it lands\b"),
