@@ -385,7 +385,10 @@ class OfflineReasoner:
                     low, high = 0.4, 2.5  # the scale is only known to a factor of about 2
                 else:
                     rel, low, high = 1.0, 0.0, math.inf
-                error += abs(math.log(max(rel, 1e-3)))
+                # Inside the band the critic cannot tell (the scene's scale is uncertain): no preference there.
+                error += max(
+                    0.0, math.log(low) - math.log(max(rel, 1e-3)), math.log(max(rel, 1e-3)) - math.log(high)
+                )
                 if rel < low:
                     flag(
                         0,
@@ -582,6 +585,18 @@ class OfflineReasoner:
         """Keep the prompt's sentences, replacing those about the same object and aspect as a suggestion of
         the loop's best critique."""
         critique, prompt, loop_index = context.critiques[0], context.prompt, context.loop_index
+        # What most seeds' videos get wrong is the prompt's fault; what one seed gets wrong may be chance. The
+        # best critique's suggestions come first, then those most of the loop's critiques make.
+        votes: dict[str, int] = {}
+        for other in context.critiques:
+            for change in dict.fromkeys(other.suggested_changes):
+                votes[change] = votes.get(change, 0) + 1
+        majority = [
+            c
+            for c, n in votes.items()
+            if 2 * n > len(context.critiques) and c not in critique.suggested_changes
+        ]
+        critique = critique.model_copy(update={"suggested_changes": [*critique.suggested_changes, *majority]})
         view = self.view(scene)
         description = scene.description.strip()
         body = prompt[len(description) :] if prompt.startswith(description) else prompt
