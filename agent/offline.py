@@ -167,17 +167,8 @@ class OfflineReasoner:
         objects = perception.objects
         before: dict[str, motion.ObjectMotion] = {}
         if scene.mode == "v2v" and len(scene.prefix) >= 3 and objects:
-            # The prefix's tracks, followed backwards from the switch frame (where the objects were found).
-            summary = motion.summarise(
-                scene.prefix[::-1],
-                scene.fps,
-                objects,
-                perception.labels,
-                perception.background,
-                perception.floor_y,
-            )
-            for m in summary.objects:
-                before[m.name] = _reversed(m, scene.fps)
+            for m in motion.prefix_summary(scene.prefix, scene.fps, perception).objects:
+                before[m.name] = m
         images = motion.mirror_images(objects, perception.floor_y)
         let_go = motion.released(scene.description, objects)
         tethered_by = next((w for w in words(scene.description) if w in TETHER_WORDS), "")
@@ -732,27 +723,6 @@ def _scale(objects: list[motion.Blob]) -> float | None:
         _, _, w, h = blob.bbox
         guesses.append((2 * blob.radius if blob.shape == "round" else float(max(w, h))) / size)
     return float(np.median(guesses)) if guesses else None
-
-
-def _reversed(m: motion.ObjectMotion, fps: float) -> motion.ObjectMotion:
-    """A motion measured on the time-reversed prefix, as it was forwards (velocities negate; the end of the
-    reversed clip is the prefix's start)."""
-    n = len(m.positions)
-    return motion.ObjectMotion(
-        name=m.name,
-        colour=m.colour,
-        velocity=(-m.start_velocity[0], -m.start_velocity[1]),
-        start_velocity=(-m.velocity[0], -m.velocity[1]),
-        gravity=m.gravity,
-        bounces=[n - 1 - b for b in m.bounces][::-1],
-        restitution=(1.0 / m.restitution) if m.restitution else None,
-        vanished_at=None,
-        stopped_at=None,
-        lowest_y=m.lowest_y,
-        speed_change=(-m.speed_change) if m.speed_change is not None else None,
-        positions=m.positions[::-1],
-        seen=m.seen[::-1],
-    )
 
 
 def _first_below(m: motion.ObjectMotion, blob: motion.Blob, level: float) -> int:

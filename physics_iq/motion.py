@@ -763,6 +763,23 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
             blob = add(mask & ~taken if kind != "round" else mask, kind, False, fitted)
             blob.mention = index
             missing -= 1
+    if not text.strip():
+        # No description to say what matters: every compact patch of one colour (not a backdrop colour) that
+        # stands out clearly from its surroundings is taken for an object.
+        share = np.bincount(names.ravel(), minlength=len(COLOURS)) / names.size
+        ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        for colour_index in np.flatnonzero((share > 0) & (share < 0.2)).tolist():
+            patch = cv2.morphologyEx(
+                ((names == colour_index) & ~taken).astype(np.uint8), cv2.MORPH_OPEN, ellipse
+            )
+            count, comp, stats, _ = cv2.connectedComponentsWithStats(patch, connectivity=8)
+            for label in range(1, count):
+                if not MIN_AREA // 2 <= stats[label, cv2.CC_STAT_AREA] <= 0.05 * height * width:
+                    continue
+                region = comp == label
+                kind, radius = _component_shape(region)
+                if kind != "blob" and _novelty(switch, region, _ring(region, 3)) >= 40.0:
+                    add(region, kind, False, radius if kind == "round" else None)
     _assign_mentions(objects, named)
     _name_objects(objects, named, width)
     # 3. The background without the objects: what the median saw behind moving things, inpainted elsewhere.
@@ -1473,21 +1490,21 @@ def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> Obj
         if floor_y is not None and abs(floor_y - track.radius - contact) < 2 * track.radius:
             contact = max(contact, floor_y - track.radius)
         edges = [0, *bounces, len(y) - 1]
-        heights = []
+        heights: list[float | None] = []
         for a, b in itertools.pairwise(edges):
             lo, hi = (a + 1 if a > 0 else a), b  # the lowest samples belong to either arc: left out
             if hi - lo < 2:
                 heights.append(None)
                 continue
-            t = np.arange(lo, hi) / fps
-            slope, offset = np.polyfit(t, y[lo:hi] - 0.5 * gravity * t * t, 1)
+            times = np.arange(lo, hi) / fps
+            slope, offset = (float(v) for v in np.polyfit(times, y[lo:hi] - 0.5 * gravity * times * times, 1))
             apex = offset - slope * slope / (2 * gravity)
             heights.append(contact - apex if contact - apex > 1 else None)
         pairs = [
             math.sqrt(h2 / h1) for h1, h2 in itertools.pairwise(heights) if h1 is not None and h2 is not None
         ]
         if pairs:
-            restitution = float(min(1.5, np.mean(pairs)))
+            restitution = min(1.5, float(np.mean(pairs)))
     speeds = np.hypot(np.diff(filled[:, 0]), np.diff(filled[:, 1])) * fps
     stopped_at = None
     for t in range(len(speeds)):
@@ -1586,22 +1603,68 @@ def summarise(
 ) -> MotionSummary:
     """Track and analyse a clip (see :func:`track_objects`, :func:`analyse_track`).
 
-    ``reference`` and ``labels`` are the objects of ``frames[0]`` (when ``labels`` is missing the reference
-    objects are looked up again in ``frames[0]`` by perception of that frame alone).
+    ``reference`` and ``labels`` are the objects of ``frames[0]``. Without ``labels`` (objects found in one
+    frame alone), they are looked up again in the first and in the last frame, whichever shows them; objects of
+    the last frame (the switch frame of a prefix) are followed backwards and measured as they moved forwards.
     """
+    backwards = False
     if reference is not None and not reference:
         labels = np.zeros(frames.shape[1:3], np.int32)  # nothing to follow
     if reference is not None and labels is None:
-        perception = perceive(frames[:1])
-        labels = perception.labels
-        reference = [b for b in perception.objects if any(b.label == r.label for r in reference)] or reference
+        wanted = list(reference)
+
+        def found(p: Perception) -> list[Blob]:
+            return [
+                b
+                for b in p.objects
+                if any(math.dist((b.x, b.y), (r.x, r.y)) <= max(4.0, r.radius) for r in wanted)
+            ]
+
+        first = perceive(frames[:1])
+        last = perceive(frames[-1:]) if len(frames) > 1 else first
+        backwards = len(found(last)) > len(found(first))
+        use = last if backwards else first
+        reference, labels = found(use) or use.objects, use.labels
+        background = use.background if background is None else background
     floor = (detect_floor(frames[-1]) if len(frames) else 0.0) if floor_y is None else floor_y
-    tracks = track_objects(frames, reference, labels, background, fps)
+    clip = frames[::-1] if backwards else frames
+    tracks = track_objects(clip, reference, labels, background, fps)
+    motions = [analyse_track(t, fps, floor) for t in tracks]
     return MotionSummary(
         fps=fps,
-        objects=[analyse_track(t, fps, floor) for t in tracks],
+        objects=[reverse_motion(m) for m in motions] if backwards else motions,
         floor_y=floor,
         frame_count=len(frames),
+    )
+
+
+def prefix_summary(prefix: np.ndarray, fps: float, perception: Perception) -> MotionSummary:
+    """Motion of the perceived objects through the prefix at whose end (the switch frame) they were found:
+    followed backwards from there, measured as they moved forwards."""
+    summary = summarise(
+        prefix[::-1], fps, perception.objects, perception.labels, perception.background, perception.floor_y
+    )
+    summary.objects = [reverse_motion(m) for m in summary.objects]
+    return summary
+
+
+def reverse_motion(m: ObjectMotion) -> ObjectMotion:
+    """A motion measured on a time-reversed clip, as it was forwards (velocities negate and swap ends)."""
+    n = len(m.positions)
+    return ObjectMotion(
+        name=m.name,
+        colour=m.colour,
+        velocity=(-m.start_velocity[0], -m.start_velocity[1]),
+        start_velocity=(-m.velocity[0], -m.velocity[1]),
+        gravity=m.gravity,
+        bounces=[n - 1 - b for b in m.bounces][::-1],
+        restitution=(1.0 / m.restitution) if m.restitution else None,
+        vanished_at=None,
+        stopped_at=None,
+        lowest_y=m.lowest_y,
+        speed_change=(-m.speed_change) if m.speed_change is not None else None,
+        positions=m.positions[::-1],
+        seen=m.seen[::-1],
     )
 
 
