@@ -71,7 +71,15 @@ def build_reasoner(
         raise BackendOptionError(
             f"--view-opt: {problems} (known: {', '.join(ViewOptions.model_fields)})"
         ) from None
-    return VLMReasoner(vlm, prompts, grounding=config.grounding, views=views, style=style)
+    signals = []
+    if config.critic_signals:
+        from agent.verifiers import build_verifier
+
+        options = parse_options(config.selector_options)
+        for name in config.critic_signals:
+            own = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith(f"{name}.")}
+            signals.append(build_verifier(name, **own))
+    return VLMReasoner(vlm, prompts, grounding=config.grounding, views=views, style=style, signals=signals)
 
 
 def check_reasoner(reasoner: Reasoner) -> str:

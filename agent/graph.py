@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +314,7 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
             negative_prompt=negative,
             context=ctx.scenes.context(take1_id),
         )
+        started = time.perf_counter()
         try:
             video = ctx.generators.generate(request, label=f"#{take1_id} loop {loop} seed {seed}")
             record = {"prompt": prompt, "seed": seed, **dict(video.metadata)}
@@ -323,7 +325,16 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
         except GenerationError as exc:  # adapters raise it for anything that makes a request impossible
             error = str(exc)
             logger.warning("generation failed (scenario %s, loop %d, seed %d): %s", take1_id, loop, seed, exc)
-        ctx.emit(node="generate", take1_id=take1_id, loop=loop, seed=seed, path=str(path), error=error)
+        seconds = round(time.perf_counter() - started, 3)  # wall time, including any wait for a free instance
+        ctx.emit(
+            node="generate",
+            take1_id=take1_id,
+            loop=loop,
+            seed=seed,
+            path=str(path),
+            error=error,
+            seconds=seconds,
+        )
     attempt = Attempt(loop=loop, seed=seed, prompt=prompt, path=str(path) if not error else "", error=error)
     return {"attempts": [attempt]}
 

@@ -196,6 +196,9 @@ class VLMReasoner:
         prefix_images: Prefix frames shown for a prediction.
         judge_images: Frames of each continuation shown to the judge.
         style: What the driven generator reads best (prompt length, negative prompt).
+        signals: Training-free verifiers (:mod:`agent.verifiers`) whose one-sentence summaries a critique
+            shows the model as measurements (continuity across the switch frame, background stability ...):
+            numbers a VLM cannot read off a few frames. They never see ground truth.
     """
 
     neural = True
@@ -209,8 +212,10 @@ class VLMReasoner:
         prefix_images: int = 4,
         judge_images: int = 4,
         style: PromptStyle = DEFAULT_PROMPT_STYLE,
+        signals: Sequence[Any] = (),
     ) -> None:
         self.vlm = vlm
+        self.signals = list(signals)
         self.prompts = prompts
         self.grounding = grounding
         self.views = views or ViewOptions()
@@ -293,10 +298,24 @@ class VLMReasoner:
             seconds=f"{len(frames) / scene.fps:g}",
             fps=f"{scene.fps:g}",
             grounding=grounding,
+            signals=self._signals(scene, frames),
         )
         video = clip_video(scene.prefix, frames, scene.fps)
         result: Critique = self._ask(text, views, Critique, video=video)
         return result
+
+    def _signals(self, scene: Scene, frames: np.ndarray) -> list[str]:
+        """The verifiers' plain-language summaries of this attempt (a verifier that cannot run says why)."""
+        if not self.signals:
+            return []
+        from agent.verifiers import ClipInput
+
+        clip = ClipInput(scene.prefix, frames, scene.fps, "v2v" if scene.mode == "v2v" else "i2v")
+        out = []
+        for verifier in self.signals:
+            result = verifier.score(clip)
+            out.append(result.summary or f"{verifier.name}: {result.error or 'no measurement'}")
+        return out
 
     def rewrite(self, scene: Scene, context: RewriteContext) -> Rewrite:
         text = self.prompts.render(

@@ -50,8 +50,9 @@ class RunConfig(BaseModel):
 
     Secrets never go here: API keys are read by backends from the environment.
 
-    ``view_options`` says what a VLM critique shows (:class:`agent.views.ViewOptions`); ``selector`` names the
-    honest ensemble selector (see :func:`agent.selection.build_selector`) and
+    ``view_options`` says what a VLM critique shows (:class:`agent.views.ViewOptions`) and ``critic_signals``
+    which verifiers' measurements it is told (their options: ``selector_options`` ``NAME.KEY``); ``selector``
+    names the honest ensemble selector (see :func:`agent.selection.build_selector`) and
     ``selector_options`` its settings. ``best_of_n_baseline`` adds the equal-budget baseline (the selector
     over ``loops x seeds`` loop-1 attempts, no refinement); ``None`` turns it on for the offline stack only,
     where generations cost nothing worth saving.
@@ -75,6 +76,7 @@ class RunConfig(BaseModel):
     grounding: bool = True
     score: bool = True
     view_options: dict[str, str] = Field(default_factory=dict)
+    critic_signals: list[str] = Field(default_factory=list)
     selector: str = "critic"
     selector_options: dict[str, str] = Field(default_factory=dict)
     best_of_n_baseline: bool | None = None

@@ -234,7 +234,7 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
     values = load_settings_file(config_file) if config_file is not None else {}
     values = {**values, **cli}
     origin = {key: _where(key, cli, config_file) for key in values}
-    for key in ("scenarios", "categories"):
+    for key in ("scenarios", "categories", "critic_signals"):
         if key in values:
             values[key] = _split_list(values[key])
     run_dir = values.pop("run_dir", None)
@@ -267,6 +267,10 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
         check_prompt_set(values["prompt_set"], origin["prompt_set"])
     if "selector" in values:
         check_selector(values["selector"], origin["selector"])
+    for name in values.get("critic_signals") or []:
+        if name in ("critic", "judge"):
+            raise SettingsError(f"{origin['critic_signals']}: {name!r} is not a verifier")
+        check_selector(name, origin["critic_signals"])
     limit_origin = {_LIMIT_FIELDS.get(k, k): v for k, v in origin.items()}
     config = _validate(RunConfig, values, origin)
     limits = _validate(RunLimits, limit_values, limit_origin)

@@ -5,6 +5,10 @@ teleports, freezes or reverses at the switch frame; a camera that shakes; a flic
 
 ``cost``: what each verifier costs per attempt, as ratios of a baseline measured in the same run.
 
+``quality``: how well each selector picks among the attempts of a refinement run on a suite look and seed
+(the held-out ones when reporting): pairs ordered like Physics-IQ and the share of the best-of-N-to-oracle gap
+its pick closes (``section_quality``).
+
 * Attempts: hand-made ball clips (``agent.verifiers.testing.ball_clip``: a ball crossing a textured
   background; continue, teleport, freeze and reverse variants), 40 generated frames at 320x180 and 8 FPS
   after a 24-frame prefix (the suite's 5 s and 3 s), written as H.264 and decoded back, scored in v2v mode.
@@ -24,8 +28,10 @@ Run::
     python benchmarks/bench_selectors.py --section cost --device cuda \\
         --encoder facebook/dinov2-small --world-model facebook/vjepa2-vitl-fpc64-256
 
-A later section (selection quality on a held-out look of the suite) plugs in as another entry of
-``SECTIONS``: a function taking the parsed arguments and returning a JSON-serialisable dict.
+    python benchmarks/bench_selectors.py --section quality --style room --suite-seed 7
+
+A section is an entry of ``SECTIONS``: a function taking the parsed arguments and returning a
+JSON-serialisable dict.
 """
 
 from __future__ import annotations
@@ -222,10 +228,101 @@ def section_known(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+#: Offline selectors compared by the quality section (neural ones need real checkpoints to mean anything).
+QUALITY_SELECTORS = (
+    "critic",
+    "motion-continuity",
+    "background-stability",
+    "feature-path",
+    "critic+motion-continuity",
+    "critic+feature-path",
+    "mean:critic=1,motion-continuity=1",
+    "mean:critic=2,motion-continuity=1,feature-path=1",
+)
+
+
+def section_quality(args: argparse.Namespace) -> dict[str, Any]:
+    """How well each selector picks, on a suite look and seed (the held-out one by default), offline stack.
+
+    One refinement run (``--loops`` x ``--seeds``, ``--mode``) with its best-of-N baseline; then every selector
+    re-ranks the same attempts with ``physrefine rank`` (no generation, no ground truth). Per selector: its
+    pick's Physics-IQ, the share of attempt pairs (more than 1 point apart) it orders like Physics-IQ, and the
+    share of the gap between the run's best-of-N and its oracle that its pick closes. Targets (issue): the best
+    offline selector orders >= 65 % of pairs right and closes >= half of that gap.
+    """
+    from agent.refine import run_refinement
+    from agent.runs import RunConfig
+    from agent.workflows.rank import rank_run
+    from agent.workflows.rundata import load_run
+    from physics_iq.synthetic import build_suite
+
+    work = Path(args.workdir)
+    suite_options: dict[str, Any] = {"fps": 8, "seed": args.suite_seed, "jobs": 2}
+    if args.style:
+        suite_options["style"] = args.style
+    layout = build_suite(work / f"suite-{args.style or 'classic'}-{args.suite_seed}", **suite_options)
+    run_dir = work / f"run-{args.style or 'classic'}-{args.suite_seed}-{args.mode}-{args.loops}x{args.seeds}"
+    config = RunConfig(
+        dataset=str(layout.root.resolve()),
+        fps=8,
+        mode=args.mode,
+        loops=args.loops,
+        seeds=args.seeds,
+        best_of_n_baseline=True,
+    )
+    summary = run_refinement(config, run_dir)
+    overall = summary["overall"]
+    best_of_n, oracle = overall.get("best_of_n"), overall.get("oracle")
+    run = load_run(run_dir)
+    print(
+        f"\nselection quality on look {args.style or 'classic'}, suite seed {args.suite_seed}, {args.mode}, "
+        f"{args.loops} loops x {args.seeds} seeds: loop 1 {overall['loop_1']}, best of N {best_of_n} "
+        f"(critic over {args.loops * args.seeds} loop-1 attempts), oracle {oracle}"
+    )
+    print(f"{'selector':<48}{'pick':>8}{'pairs right':>14}{'gap closed':>12}")
+    rows: dict[str, Any] = {}
+    for spec in args.selectors or QUALITY_SELECTORS:
+        result = rank_run(run, spec)["overall"]
+        pick, accuracy = result["pick"], result["selection_accuracy"]
+        gap = None
+        if pick is not None and best_of_n is not None and oracle is not None and oracle > best_of_n:
+            gap = (pick - best_of_n) / (oracle - best_of_n)
+        rows[spec] = {
+            "pick": pick,
+            "selection_accuracy": accuracy,
+            "pairs": result["selection_pairs"],
+            "gap_closed": gap,
+        }
+        shown_gap = "-" if gap is None else f"{100 * gap:.0f}%"
+        shown_accuracy = "-" if accuracy is None else f"{100 * accuracy:.0f}% of {result['selection_pairs']}"
+        print(f"{spec:<48}{pick if pick is not None else '-':>8}{shown_accuracy:>14}{shown_gap:>12}")
+    best = max(rows, key=lambda k: rows[k]["selection_accuracy"] or 0.0)
+    met_accuracy = (rows[best]["selection_accuracy"] or 0.0) >= 0.65
+    met_gap = (rows[best]["gap_closed"] or -1.0) >= 0.5
+    print(
+        f"best by pairs: {best}: pairs >= 65%: {'met' if met_accuracy else 'NOT met'}; "
+        f"closes >= half the best-of-N-to-oracle gap: {'met' if met_gap else 'NOT met'}"
+    )
+    return {
+        "look": args.style or "classic",
+        "suite_seed": args.suite_seed,
+        "mode": args.mode,
+        "loops": args.loops,
+        "seeds": args.seeds,
+        "loop_1": overall["loop_1"],
+        "best_of_n": best_of_n,
+        "oracle": oracle,
+        "selectors": rows,
+        "best": best,
+        "targets": {"pairs_65": met_accuracy, "half_gap": met_gap},
+    }
+
+
 #: Section name -> function(parsed args) -> JSON-serialisable results.
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cost": section_cost,
     "known": section_known,
+    "quality": section_quality,
 }
 
 
@@ -247,6 +344,22 @@ def main() -> None:
     parser.add_argument("--world-model", default="", help="V-JEPA 2 checkpoint (default: tiny random)")
     parser.add_argument("--only", nargs="*", choices=VERIFIERS.names(), help="measure these verifiers only")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    quality = parser.add_argument_group("quality section")
+    quality.add_argument(
+        "--style", default="", help="suite look (make-suite --style); the held-out look for reports"
+    )
+    quality.add_argument(
+        "--suite-seed", type=int, default=7, help="suite seed (held out: never used to tune)"
+    )
+    quality.add_argument("--mode", choices=["v2v", "i2v"], default="v2v")
+    quality.add_argument("--loops", type=int, default=4)
+    quality.add_argument("--seeds", type=int, default=2)
+    quality.add_argument(
+        "--selectors", nargs="*", help="selector specs to compare (default: the offline ones)"
+    )
+    quality.add_argument(
+        "--workdir", default="bench-selectors", help="suite and run folder (reused when rerun)"
+    )
     args = parser.parse_args()
     results = {}
     for name, section in SECTIONS.items():

@@ -23,7 +23,7 @@ import av
 
 from physics_iq.errors import DatasetError, ValidationError, VideoReadError
 from physics_iq.layout import DatasetLayout, ViewPair, parse_generated_id
-from physics_iq.video import TEST_SECONDS, VideoInfo, frames_for_seconds
+from physics_iq.video import TEST_SECONDS, VideoInfo, frames_for_seconds, open_for_reading
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +40,8 @@ def quick_probe(path: str | Path) -> VideoInfo:
         VideoReadError: missing, empty, not a video container, no video stream, or no frame.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VideoReadError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise VideoReadError(path, "the file is empty")
+    container = open_for_reading(path)
     try:
-        container = av.open(str(path), mode="r")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoReadError(path, f"not a readable video container ({exc})") from exc
-    try:
-        if not container.streams.video:
-            raise VideoReadError(path, "the container has no video stream")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or float(rate) <= 0:
@@ -442,13 +433,8 @@ def container_info(path: str | Path) -> dict[str, float]:
         VideoReadError: the file cannot be opened or has no video stream.
     """
     path = Path(path)
+    container = open_for_reading(path)
     try:
-        container = av.open(str(path), mode="r")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoReadError(path, f"not a readable video container ({exc})") from exc
-    try:
-        if not container.streams.video:
-            raise VideoReadError(path, "the container has no video stream")
         stream = container.streams.video[0]
         rate = stream.base_rate or stream.average_rate
         duration = container.duration / av.time_base if container.duration is not None else float("nan")

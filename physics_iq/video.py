@@ -59,7 +59,9 @@ class VideoInfo:
         return (self.width, self.height)
 
 
-def _open_for_reading(path: Path) -> av.container.InputContainer:
+def open_for_reading(path: Path) -> av.container.InputContainer:
+    """Open a video file for reading, or raise :class:`VideoReadError` saying why not (missing, empty, not a
+    container, no video stream). The caller closes the container."""
     if not path.is_file():
         raise VideoReadError(path, "no such file")
     if path.stat().st_size == 0:
@@ -91,7 +93,7 @@ def probe(path: str | Path) -> VideoInfo:
         VideoReadError: the file is missing, empty, truncated, not a video or has no decodable frame.
     """
     path = Path(path)
-    container = _open_for_reading(path)
+    container = open_for_reading(path)
     try:
         stream = container.streams.video[0]
         fps = _stream_fps(path, stream)
@@ -121,7 +123,7 @@ def iter_frames(
             already decodes several files in parallel saves CPU by turning it off). Frames are identical.
     """
     path = Path(path)
-    container = _open_for_reading(path)
+    container = open_for_reading(path)
     yielded = 0
     # One reformatter for the whole clip: frame.to_ndarray(format=...) builds a new swscale context per
     # frame, which costs more than decoding; the output is bit-identical.
@@ -157,7 +159,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
         VideoReadError: the file is missing, truncated or not a video.
     """
     path = Path(path)
-    container = _open_for_reading(path)
+    container = open_for_reading(path)
     try:
         fps = _stream_fps(path, container.streams.video[0])
     finally:

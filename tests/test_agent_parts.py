@@ -30,6 +30,7 @@ VARIABLES = {
     "n_images": 4,
     "labels": ["prefix, t = -0.25 s", "switch frame, t = 0 s", "generated, t = +0.12 s"],
     "grounding": "object 1 (red): moving right at 40 px/s",
+    "signals": ["Motion continuity across the switch frame: the moving region keeps its speed."],
     "prompt": "A red ball rolls right.",
     "current_negative_prompt": "",
     "n_frames": 40,

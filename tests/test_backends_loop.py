@@ -183,6 +183,12 @@ def test_cli_refine_with_wan21_and_openai_vlm(
     critique_request = vlm_server.requests[1]
     assert (critique_request["model"], critique_request["max_tokens"]) == ("x", 800)
     images = [p for p in critique_request["messages"][0]["content"] if p["type"] == "image_url"]
+    # What the model fills has no internal bookkeeping, and each image comes after its label.
+    schema = json.dumps(critique_request["response_format"]["json_schema"]["schema"])
+    assert '"failed"' not in schema and '"error"' not in schema and "prefixItems" not in schema
+    parts = critique_request["messages"][0]["content"]
+    labels = [parts[i - 1]["text"] for i, p in enumerate(parts) if p["type"] == "image_url"]
+    assert labels[0].startswith("switch frame, t = 0 s") and labels[-1] == "generated, t = +5.00 s"
     assert len(images) >= 2 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     (critique_file,) = (only_scenario(run_dir) / "attempts").glob("*.critique-1.json")
     critique = Critique.model_validate_json(

@@ -193,6 +193,10 @@ def test_rank_reproduces_the_runs_pick_and_never_reads_ground_truth(small_run: P
         "Re-ranked with critic+motion-continuity" in other.stdout
         and (run / "rankings" / "critic-motion-continuity.json").is_file()
     )
+    compared = runner.invoke(app, ["compare", str(run), str(run), "--out", str(tmp_path / "cmp")])
+    assert compared.exit_code == 0, compared.output
+    markdown = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## Refinement vs selection" in markdown and "critic+motion-continuity: " in markdown
 
 
 def test_rank_refuses_the_judge_and_an_unknown_selector(small_run: Path) -> None:
@@ -201,3 +205,20 @@ def test_rank_refuses_the_judge_and_an_unknown_selector(small_run: Path) -> None
     assert judge.exit_code == 2 and "the judge asks a VLM" in judge.stderr
     unknown = runner.invoke(app, ["rank", str(small_run / "run"), "--selector", "critc"])
     assert unknown.exit_code == 2 and "did you mean 'critic'" in unknown.stderr
+
+
+def test_a_vlm_critique_is_told_the_verifiers_measurements(tmp_path: Path) -> None:
+    from agent.prompting import PromptSet
+    from agent.reasoning import VLMReasoner, make_scene
+    from agent.verifiers import build_verifier
+    from agent.vlm import VLMS
+    from tests import replies
+
+    clip = ball_clip("teleport")
+    vlm = VLMS.resolve("scripted")(replies=[json.dumps(replies.critique())])
+    reasoner = VLMReasoner(vlm, PromptSet("default"), signals=[build_verifier("motion-continuity")])
+    scene = make_scene("A red ball rolls right.", "v2v", 8.0, len(clip.frames), clip.prefix)
+    reasoner.critique(scene, "The red ball rolls right.", clip.frames)
+    (message,) = vlm.calls[0]
+    summary = build_verifier("motion-continuity").score(clip).summary
+    assert "Measured by training-free checks of the video" in message.text and summary in message.text

@@ -366,6 +366,14 @@ def register(app: typer.Typer) -> None:
                 "'mean:NAME=W,NAME=W' (weighted mean rank) \\[critic].",
             ),
         ] = None,
+        critic_signals: Annotated[
+            str | None,
+            typer.Option(
+                "--critic-signals",
+                help="Comma-separated verifiers whose measurements a VLM critique is told (e.g. "
+                "motion-continuity,background-stability); options through --selector-opt NAME.KEY=VALUE.",
+            ),
+        ] = None,
         selector_opt: Annotated[
             list[str] | None,
             typer.Option(
@@ -434,6 +442,7 @@ def register(app: typer.Typer) -> None:
             "jobs": jobs,
             "generator_workers": generator_workers,
             "selector": selector,
+            "critic_signals": critic_signals,
             "best_of_n_baseline": best_of_n_baseline,
             "grounding": False if no_grounding else None,
             "score": False if no_score else None,

@@ -252,6 +252,15 @@ class OpenAIVLM:
         """The server, as shown in messages (``--base-url`` or OpenAI's)."""
         return self.options.base_url or "https://api.openai.com/v1"
 
+    def _refused(self, exc: openai.APIStatusError, who: str) -> VLMUnavailable:
+        """The server refused the credentials (HTTP 401/403): the key's variable named, never the key (nor the
+        server's message, which may quote part of it)."""
+        return VLMUnavailable(
+            f"{who}: {self.endpoint} refused the API key in ${self.options.api_key_env} (HTTP {exc.status_code})",
+            "auth",
+            self.endpoint,
+        )
+
     def check(self) -> str:
         """Before a run: the server answers, accepts the key and has the model (its models listing).
 
@@ -274,12 +283,7 @@ class OpenAIVLM:
                 self.endpoint,
             ) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise VLMUnavailable(
-                f"--vlm openai: {self.endpoint} refused the API key in ${opts.api_key_env} "
-                f"(HTTP {exc.status_code})",
-                "auth",
-                self.endpoint,
-            ) from exc
+            raise self._refused(exc, "--vlm openai") from exc
         except openai.APIStatusError as exc:
             if exc.status_code in (404, 405, 501):
                 return f"{self.endpoint} reachable (no models listing; model {opts.model!r} not checked)"
@@ -407,12 +411,7 @@ class OpenAIVLM:
                 f"vlm openai: cannot reach {self.endpoint}: {exc}", "connection", self.endpoint
             ) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise VLMUnavailable(
-                f"vlm openai: {self.endpoint} refused the API key in ${opts.api_key_env} "
-                f"(HTTP {exc.status_code}): {exc.message}",
-                "auth",
-                self.endpoint,
-            ) from exc
+            raise self._refused(exc, "vlm openai") from exc
         except openai.APIStatusError as exc:
             raise VLMError(
                 f"vlm openai: {opts.model!r} answered HTTP {exc.status_code} "

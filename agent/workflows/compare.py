@@ -375,7 +375,33 @@ def compare_runs(
         },
         "convergence": {label: convergence(run, common) for label, run in zip(labels, runs, strict=True)},
         "repeats": repeat_stats(runs, common, labels),
+        "accounting": {label: accounting(run) for label, run in zip(labels, runs, strict=True)},
         "oracle_note": "oracle rows pick attempts with the ground truth: an upper bound, not an honest result",
+    }
+
+
+#: The summary keys that separate what refining adds from what choosing adds (see agent.summary).
+ACCOUNTING = ("best_of_n", "refinement_gain", "selection_gain", "selection_accuracy", "selection_pairs")
+
+
+def accounting(run: RunData) -> dict[str, Any]:
+    """A run's honest accounting (best-of-N at an equal budget, refinement and selection gains, selection
+    accuracy) from its summary, and every re-ranking of its attempts (``physrefine rank``)."""
+    from agent.workflows.rank import load_rankings
+
+    overall = run.summary.get("overall", {})
+    return {
+        **{key: overall.get(key) for key in ACCOUNTING},
+        "selector": run.config.get("selector", "critic"),
+        "rankings": [
+            {
+                "selector": r["selector"],
+                "pick": r["overall"]["pick"],
+                "selection_accuracy": r["overall"]["selection_accuracy"],
+                "selection_pairs": r["overall"]["selection_pairs"],
+            }
+            for r in load_rankings(run.root)
+        ],
     }
 
 
@@ -448,6 +474,35 @@ def to_markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["overall"]:
         cells = [row["label"], *(_fmt(row[label]) for label in labels), *(_ci(row["vs"][o]) for o in others)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Refinement vs selection",
+        "",
+        "best of N: the run's selector over loops x seeds loop-1 attempts (no refinement, the same number of "
+        "generations); refinement gain = honest - best of N; selection gain = best of N - loop 1; selection "
+        "accuracy: share of attempt pairs (Physics-IQ apart by more than 1 point) the selector orders like "
+        "Physics-IQ. Re-rankings (`physrefine rank`) score other selectors on the same attempts.",
+        "",
+        "| run | selector | best of N | refinement gain | selection gain | selection accuracy | re-rankings |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in labels:
+        acc = result.get("accounting", {}).get(label, {})
+        accuracy = acc.get("selection_accuracy")
+        shown = "-" if accuracy is None else f"{100 * accuracy:.0f}% of {acc.get('selection_pairs')}"
+        rankings = "; ".join(
+            f"{r['selector']}: {_fmt(r['pick'])}"
+            + ("" if r["selection_accuracy"] is None else f" ({100 * r['selection_accuracy']:.0f}%)")
+            for r in acc.get("rankings", [])
+        )
+        cells = [
+            label,
+            str(acc.get("selector", "")),
+            _fmt(acc.get("best_of_n")),
+            _fmt(acc.get("refinement_gain")),
+        ]
+        cells += [_fmt(acc.get("selection_gain")), shown, rankings or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"## Per category ({VARIANT_LABELS[result['variant']]})", ""]
     lines.append(

@@ -33,6 +33,13 @@ VARIANT_LABELS: dict[str, str] = {
     "final": "final loop",
     "honest_ensemble": "honest ensemble",
     "oracle": "oracle (peeks at ground truth; upper bound)",
+    # The summary's accounting (agent.summary), shown by the report beside the variants.
+    "static": "static baseline (switch frame held)",
+    "best_of_n": "best of N (same budget of generations, no refinement)",
+    "refinement_gain": "refinement gain (honest - best of N)",
+    "selection_gain": "selection gain (best of N - loop 1)",
+    "selection_accuracy": "selection accuracy (share of attempt pairs ordered like Physics-IQ)",
+    "selection_pairs": "attempt pairs compared (Physics-IQ apart by more than 1 point)",
 }
 
 
