@@ -37,6 +37,55 @@ def generated_span(first: int, last: int, fps: float) -> str:
     return f"{start} to {format_seconds(generated_seconds(last, fps))}"
 
 
+class ObjectExpectation(BaseModel):
+    """What one object should do after the switch frame, as numbers and classes beside the prompt's words.
+
+    A generator that takes structured hints receives these as ``GenerationRequest.context["expectations"]``
+    (the physics prior does; a real video model ignores them). Positions and times are fractions, so they
+    mean the same at any frame size and frame rate.
+    """
+
+    object: str = Field(
+        description="The object, as you would point it out, e.g. 'the grey ball on the left'."
+    )
+    x: float = Field(
+        ge=0.0, le=1.0, description="Where its centre is in the switch frame: 0 = left edge, 1 = right edge."
+    )
+    y: float = Field(
+        ge=0.0, le=1.0, description="Where its centre is in the switch frame: 0 = top edge, 1 = bottom edge."
+    )
+    motion: Literal["still", "moving", "falling", "rolling", "sliding", "swinging", "rising"] = Field(
+        description="What it does right after the switch frame."
+    )
+    direction: Literal["none", "left", "right", "up", "down"] = Field(
+        description="Which way it moves in the picture right after the switch frame ('none' if it stays still)."
+    )
+    speed: Literal["none", "slow", "medium", "fast"] = Field(
+        description="How fast it moves: slow (crosses the picture in 10 s or more), medium (in about 4 s), "
+        "fast (in 2 s or less)."
+    )
+    bounce: Literal["none", "low", "high"] = Field(
+        description="When it lands: none (it stays down), low (a small bounce), high (several bounces, each lower)."
+    )
+    friction: Literal["low", "medium", "high"] = Field(
+        description="How quickly it slows down while rolling or sliding: low (keeps its speed), high (stops soon)."
+    )
+    lands_at: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="When it first hits the surface below it, as a fraction of the generated clip (0 = at the "
+        "switch frame, 1 = at its end); null if it does not fall.",
+    )
+    stops_at: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="When it comes to rest, as a fraction of the generated clip; null if it keeps moving or "
+        "never moves.",
+    )
+
+
 class Prediction(BaseModel):
     """Physics-aware text prediction: what is there, what acts on it, what will visibly happen, and the prompt."""
 
@@ -54,6 +103,11 @@ class Prediction(BaseModel):
     prompt: str = Field(min_length=1, description="The prompt for the video model.")
     negative_prompt: str = Field(
         default="", description="What the video must not show; empty unless you were asked for one."
+    )
+    expectations: list[ObjectExpectation] = Field(
+        default_factory=list,
+        description="For each object that moves or may move, what it does after the switch frame, as the "
+        "prompt says it; empty if you cannot tell.",
     )
 
 
@@ -103,6 +157,11 @@ class Rewrite(BaseModel):
     negative_prompt: str = Field(
         default="", description="What the video must not show; empty unless you were asked for one."
     )
+    expectations: list[ObjectExpectation] = Field(
+        default_factory=list,
+        description="For each object that moves or may move, what it should do after the switch frame, "
+        "corrected as the new prompt says it; empty if you cannot tell.",
+    )
 
 
 class Judgement(BaseModel):
@@ -115,7 +174,7 @@ class Judgement(BaseModel):
 
 
 #: The schemas a model fills (checked by tests: no internal fields, no tuples, reasoning required).
-MODEL_FACING: tuple[type[BaseModel], ...] = (Prediction, Critique, Rewrite, Judgement)
+MODEL_FACING: tuple[type[BaseModel], ...] = (Prediction, Critique, Rewrite, Judgement, ObjectExpectation)
 
 
 class ReplyParseError(ValueError):

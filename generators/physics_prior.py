@@ -1,28 +1,41 @@
 """``physics-prior``: an offline stand-in for a video model — a 2D physics engine driven by the prompt.
 
-NOT a neural model. It finds the coloured objects of the switch frame (:mod:`physics_iq.motion`), estimates their
-velocity from the prefix (v2v) or the prompt (i2v), reads physical parameters from the prompt's wording
-(gravity, bounciness, slowing down, per-object motion), samples whatever the prompt leaves open from broad
-priors using the request's seed, extrapolates with pymunk, and renders by compositing each object's sprite
-onto the background (the prefix's temporal median, objects inpainted away). The static world is read from that
-background too: the floor line, and whatever stands on it (ramps, steps, posts: :func:`physics_iq.motion.
-support_surface`) as a polyline of static segments, so a released ball rolls down a ramp instead of falling
-through it.
+NOT a neural model. It perceives the scene the way :mod:`physics_iq.motion` does for any footage (what moved
+in the prefix, the things the prompt names, the floor and what stands on it), measures the moving objects'
+velocity in the prefix (v2v), reads what the prompt says about each object in ordinary language, samples
+whatever the prompt leaves open from broad priors using the request's seed, extrapolates with pymunk (discs for
+round things, boxes for blocks, rolling and toppling included), and renders by compositing each object's
+sprite onto the background (the prefix's temporal median, objects inpainted away).
 
-Because the parameters come from the words, a better prompt gives a better continuation — which is what the
-refinement loop needs to be exercised offline. Phrases it understands (case-insensitive, per sentence, the
-sentence naming the object's colour):
+What it reads from the prompt, per sentence, for the object(s) the sentence names ("the grey ball on the
+left"; "it" continues the previous sentence's object), with the phrase tables of
+:data:`physics_iq.vocabulary.MOTION_PHRASES`:
 
-- ``the red ball moves right at 40 px/s and up at 20 px/s``  (per-object velocity)
-- ``falls faster by about 300 px/s every second`` or ``300 px/s²``  (gravity)
-- ``bounces back up with about 70% of its impact speed``; ``bounces high``; ``does not bounce``  (restitution)
-- ``slows down by about 20% every second``; ``keeps moving at a steady speed``  (damping)
-- ``stays still`` / ``stays where it is``  (object pinned)
-- ``starts at rest``  (zero start velocity, but free to be hit and pushed)
-- ``falls`` / ``drops`` / ``is released``  (an object at rest in the air is not supported)
-- ``is pulled towards the magnet on the right`` / ``is attracted to ... left``  (a softened inverse-square pull
-  towards the nearest thing standing on the floor on that side, or that side's edge; strength from the seed)
-- ``is pushed back by the magnet on the left`` / ``is repelled ...``  (the same force, pushing away)
+- falling: "is let go and falls", "drops", "falls straight down" (an object at rest in the air is released);
+  "swings" when the prompt says it hangs from a rod, cord or string (:data:`physics_iq.vocabulary.TETHER_WORDS`):
+  it swings about the far end of the straight thin line above it (:func:`physics_iq.motion.tether`);
+- staying: "stays still", "does not move" (pinned); "stays where it is until something hits it" (at rest,
+  free to be pushed);
+- moving: "keeps rolling to the right", "slides to the left", "moves up" (direction; the speed is the
+  prefix's in v2v, give or take the seed's jitter, exactly it with "at the same speed it had", else "slowly" /
+  "quickly" as a share of the frame width per second);
+- slowing: "at the same speed", "slows down gently", "slows down", "stops quickly", "comes to rest after about
+  2 seconds";
+- bouncing: "bounces a few times, each bounce lower", "bounces high", "bounces a little", "does not bounce";
+  material words of the description ("rubber", "clay") when the prompt says nothing;
+- falling speed: "falls slowly" / "falls quickly", relative to the scale the objects' sizes imply (a ball
+  about 7 cm across, :data:`physics_iq.vocabulary.TYPICAL_SIZE_M`);
+- forces: "is pulled towards the magnet on the right", "is pushed back by the magnet" (a softened
+  inverse-square field from the nearest thing standing on that side).
+
+Numbers come through ``GenerationRequest.context["expectations"]`` when the caller has them (a real video
+model ignores the context): a list of per-object dicts with the fields of the model-facing expectation
+schema (``agent.schemas.ObjectExpectation``): ``x``, ``y`` (the object's position in the last prefix frame,
+0..1 of the width and height), ``motion`` (``still``, ``moving``, ``falling``, ``rolling``, ``sliding``,
+``swinging``, ``rising``), ``direction`` (``none``, ``left``, ``right``, ``up``, ``down``), ``speed``
+(``none``, ``slow``, ``medium``, ``fast``), ``bounce`` (``none``, ``low``, ``high``), ``friction`` (``low``,
+``medium``, ``high``), ``stops_at`` and ``lands_at`` (when it comes to rest, when it first hits the ground:
+0..1 of the generated clip, or null).
 """
 
 from __future__ import annotations
@@ -32,7 +45,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,27 +55,18 @@ import pymunk
 
 from generators.base import GeneratedVideo, GenerationError, GenerationRequest, PromptStyle, check_output
 from physics_iq import motion
-from physics_iq.vocabulary import COLOURS, DIRECTIONS
+from physics_iq.vocabulary import (
+    SMOOTH_WORDS,
+    SPEED_WORDS,
+    TETHER_WORDS,
+    TYPICAL_SIZE_M,
+    direction,
+    says,
+    seconds,
+    words,
+)
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SimBody:
-    """A disc in image coordinates (x right, y down), px and px/s.
-
-    ``mirror_of`` marks the reflection of body ``mirror_of`` in the glossy ground surface: it is not simulated
-    but drawn where the mirror puts it, as far below the surface as its object is above.
-    """
-
-    x: float
-    y: float
-    vx: float
-    vy: float
-    radius: float
-    pinned: bool = False
-    mirror_of: int | None = None
-    pull: Pull | None = None
 
 
 @dataclass(frozen=True)
@@ -78,13 +84,41 @@ class Pull:
 
 
 @dataclass(frozen=True)
+class SimBody:
+    """A body in image coordinates (x right, y down), px and px/s.
+
+    A disc of ``radius``, or, when ``box`` is given, a ``(width, height)`` rectangle turned by ``angle``
+    (radians). ``mirror_of`` marks the reflection of body ``mirror_of`` in the glossy ground surface: it is not
+    simulated but drawn where the mirror puts it. ``restitution`` and ``damping`` (velocity fraction kept per
+    second) override the world's for this body when set. ``pivot`` pins it to a fixed point by a rigid rod of
+    its start distance (a pendulum, a lamp on a cord). ``asleep`` keeps a resting body exactly where it is until
+    a moving body comes into contact (things at rest do not settle or jitter by themselves).
+    """
+
+    x: float
+    y: float
+    vx: float
+    vy: float
+    radius: float
+    pinned: bool = False
+    mirror_of: int | None = None
+    pull: Pull | None = None
+    box: tuple[float, float] | None = None
+    angle: float = 0.0
+    restitution: float | None = None
+    damping: float | None = None
+    pivot: tuple[float, float] | None = None
+    asleep: bool = False
+
+
+@dataclass(frozen=True)
 class WorldParams:
     """Physical parameters of the 2D world.
 
     Attributes:
         gravity: Downward acceleration, px/s².
-        restitution: Fraction of normal speed kept in a bounce (0..1).
-        damping: Fraction of velocity kept per second (1 = no drag).
+        restitution: Fraction of normal speed kept in a bounce (0..1), for bodies without their own.
+        damping: Fraction of velocity kept per second (1 = no drag), for bodies without their own.
         friction: Coulomb friction coefficient at contacts.
     """
 
@@ -104,8 +138,10 @@ def simulate(
     fps: float,
     substeps: int = 16,
     surface: np.ndarray | None = None,
+    with_angles: bool = False,
 ) -> np.ndarray:
-    """Positions ``(n_frames, len(bodies), 2)`` at times ``1/fps .. n_frames/fps`` after the start state.
+    """Positions ``(n_frames, len(bodies), 2)`` (and angles as a third column when ``with_angles``) at times
+    ``1/fps .. n_frames/fps`` after the start state.
 
     The world is a floor at ``floor_y``, walls at ``x = 0`` and ``x = width``, and, when given, the static
     ``surface`` polyline ``(N, 2)`` of points ``(x, y)`` (ramps, steps, posts standing on the floor). Mirror-image
@@ -118,7 +154,6 @@ def simulate(
     """
     space = pymunk.Space()
     space.gravity = (0.0, params.gravity)
-    space.damping = params.damping
     walls = [
         pymunk.Segment(space.static_body, (-1e4, floor_y), (1e4, floor_y), 0.0),
         pymunk.Segment(space.static_body, (0.0, -1e4), (0.0, floor_y), 0.0),
@@ -138,30 +173,78 @@ def simulate(
         if b.mirror_of is not None:
             handles.append(None)
             continue
-        if b.pinned:
-            body = pymunk.Body(body_type=pymunk.Body.STATIC)
+        if b.box is not None:
+            w, h = max(b.box[0], 1.0), max(b.box[1], 1.0)
+            mass = max(1e-3, w * h / math.pi)
+            moment = pymunk.moment_for_box(mass, (w, h))
         else:
             mass = max(1e-3, b.radius**2)
-            body = pymunk.Body(mass, pymunk.moment_for_circle(mass, 0, max(b.radius, 0.5)))
+            moment = pymunk.moment_for_circle(mass, 0, max(b.radius, 0.5))
+        if b.pinned:
+            body = pymunk.Body(body_type=pymunk.Body.STATIC)
+        elif b.asleep:
+            body = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+        else:
+            body = pymunk.Body(mass, moment)
             body.velocity = (b.vx, b.vy)
-            if abs(b.y + b.radius - floor_y) <= 3:
+            if b.box is None and abs(b.y + b.radius - floor_y) <= 3:
                 # A ball moving along the floor is rolling (no slip: omega = v / r, y down); starting it
                 # sliding would let friction eat 2/7 of its speed in the first frames.
                 body.angular_velocity = b.vx / max(b.radius, 0.5)
+            keep = params.damping if b.damping is None else b.damping
+            if keep < 1.0:
+                rate = math.log(max(keep, 1e-4))  # velocity *= keep every second
+
+                def damped(
+                    body: pymunk.Body, gravity: Any, damping: float, dt: float, rate: float = rate
+                ) -> None:
+                    pymunk.Body.update_velocity(body, gravity, math.exp(rate * dt), dt)
+
+                body.velocity_func = damped
         body.position = (b.x, b.y)
-        shape = pymunk.Circle(body, max(b.radius, 0.5))
-        shape.elasticity = min(max(params.restitution, 0.0), 0.99)
+        body.angle = b.angle
+        if b.box is not None:
+            shape: pymunk.Shape = pymunk.Poly.create_box(body, (max(b.box[0], 1.0), max(b.box[1], 1.0)))
+        else:
+            shape = pymunk.Circle(body, max(b.radius, 0.5))
+        restitution = params.restitution if b.restitution is None else b.restitution
+        shape.elasticity = min(max(restitution, 0.0), 0.99)
         shape.friction = params.friction
         space.add(body, shape)
+        if b.pivot is not None and not b.pinned:
+            space.add(pymunk.PinJoint(space.static_body, body, b.pivot, (0.0, 0.0)))
         handles.append(body)
-    out = np.zeros((n_frames, len(bodies), 2))
+    out = np.zeros((n_frames, len(bodies), 3 if with_angles else 2))
     dt = 1.0 / (fps * substeps)
+    sleeping = {
+        k
+        for k, (handle, b) in enumerate(zip(handles, bodies, strict=True))
+        if handle is not None and b.asleep
+    }
+    reach = [max(b.radius, 0.5 * math.hypot(*b.box)) if b.box is not None else b.radius for b in bodies]
     pulled: list[tuple[pymunk.Body, Pull]] = []
     for handle, b in zip(handles, bodies, strict=True):
         if handle is not None and b.pull is not None and handle.body_type == pymunk.Body.DYNAMIC:
             pulled.append((handle, b.pull))
     for t in range(n_frames):
         for _ in range(substeps):
+            for k in list(sleeping):
+                sleeper = handles[k]
+                assert sleeper is not None  # only simulated bodies sleep
+                # Woken by contact: a moving body within reach of it.
+                near = any(
+                    other is not None
+                    and j not in sleeping
+                    and other.body_type == pymunk.Body.DYNAMIC
+                    and (other.position - sleeper.position).length < reach[j] + reach[k] + 2.0
+                    for j, other in enumerate(handles)
+                )
+                if near:
+                    b = bodies[k]
+                    sleeper.body_type = pymunk.Body.DYNAMIC
+                    for shape in sleeper.shapes:
+                        shape.mass = max(1e-3, (b.box[0] * b.box[1] / math.pi) if b.box else b.radius**2)
+                    sleeping.discard(k)
             for body, pull in pulled:
                 dx, dy = pull.x - body.position.x, pull.y - body.position.y
                 distance = max(math.hypot(dx, dy), 1e-6)
@@ -174,118 +257,141 @@ def simulate(
             space.step(dt)
         for k, handle in enumerate(handles):
             if handle is not None:
-                out[t, k] = (handle.position.x, handle.position.y)
+                out[t, k, :2] = (handle.position.x, handle.position.y)
+                if with_angles:
+                    out[t, k, 2] = handle.angle
         for k, b in enumerate(bodies):
             if b.mirror_of is not None:
                 source = bodies[b.mirror_of]
                 line = (source.y + b.y) / 2
-                x, y = out[t, b.mirror_of]
-                out[t, k] = (x + b.x - source.x, 2 * line - y)
+                x, y = out[t, b.mirror_of, :2]
+                out[t, k, :2] = (x + b.x - source.x, 2 * line - y)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- reading prompts
+
+
+@dataclass
+class Said:
+    """What a prompt says about one object (``None``: not said).
+
+    Attributes:
+        falls: It is let go / falls.
+        still: It stays still (pinned).
+        free: It rests until something hits it (at rest, not pinned).
+        moves: It moves (with ``heading`` when a direction is given).
+        heading: ``right``, ``left``, ``up`` or ``down``.
+        speed: Frame widths per second from a speed word ("slowly", "quickly").
+        keep: Velocity fraction kept per second (slowing down).
+        bounce: Restitution from bounce words.
+        fall_scale: Multiplier on the expected gravity ("falls slowly" < 1).
+        pull: ``(+1 attracted / -1 pushed back, side)``, side ``right``/``left``/``""``.
+    """
+
+    falls: bool = False
+    swings: bool = False
+    same_speed: bool = False
+    still: bool = False
+    free: bool = False
+    moves: bool = False
+    heading: str | None = None
+    speed: float | None = None
+    keep: float | None = None
+    bounce: float | None = None
+    fall_scale: float | None = None
+    pull: tuple[float, str] | None = None
 
 
 @dataclass
 class PromptPhysics:
-    """What a prompt pins down; ``None`` means "not said", left to the priors.
+    """What a prompt pins down: per object (by index into the perceived objects) and for every object."""
 
-    Attributes:
-        gravity: px/s².
-        restitution: 0..1.
-        damping: Velocity fraction kept per second.
-        velocity: Colour -> (vx, vy) px/s.
-        still: Colours said to stay still.
-        released: Colours said to fall/drop.
-        bounces: The prompt says something bounces (without a number).
-        pulls: Colour -> (+1 attracted / -1 pushed back, side of the source: "right" or "left").
-    """
-
-    gravity: float | None = None
-    restitution: float | None = None
-    damping: float | None = None
-    velocity: dict[str, tuple[float, float]] = field(default_factory=dict)
-    still: set[str] = field(default_factory=set)
-    released: set[str] = field(default_factory=set)
-    bounces: bool = False
-    pulls: dict[str, tuple[float, str]] = field(default_factory=dict)
+    objects: dict[int, Said] = field(default_factory=dict)
+    everyone: Said = field(default_factory=Said)
 
 
-_NUM = r"(?:about |roughly |around )?(\d+(?:\.\d+)?)"
-_VEL = re.compile(rf"\b(right|left|up|down)(?:wards?)? at {_NUM} ?px/s(?!²|\^2| every)", re.I)
-_GRAVITY = [
-    re.compile(rf"faster by {_NUM} ?px/s every second", re.I),
-    re.compile(rf"{_NUM} ?px/s(?:²|\^2)", re.I),
-]
-_RESTITUTION = re.compile(rf"{_NUM} ?% of its (?:impact|falling|vertical) speed", re.I)
-_DAMPING = re.compile(rf"slows? down by {_NUM} ?% (?:every|each|per) second", re.I)
-_ATTRACTED = re.compile(
-    r"\b(?:pulled|drawn|attracted)\b[^.;]*?\b(?:towards?|to)\b[^.;]*?\b(right|left)\b", re.I
-)
-_REPELLED = re.compile(r"\b(?:pushed (?:back|away)|repelled)\b[^.;]*?\b(right|left)\b", re.I)
+_SENTENCE = re.compile(r"(?<=[.;!?])\s+|\n+")
+_SIDE = re.compile(r"\b(?:on|at|to|towards?) the (right|left)\b")
+_PRONOUN = re.compile(r"^\s*(?:it|its|then it|and it|this|the object)\b", re.I)
+_EVERYONE = re.compile(r"\b(?:everything|every object|all (?:the )?(?:objects|balls|blocks)|both)\b", re.I)
 
 
-def read_prompt(text: str) -> PromptPhysics:
-    """Parse the physical parameters a prompt states.
+def _said_in(sentence: str, said: Said) -> None:
+    """Fill ``said`` from one sentence (leaving what it does not say alone)."""
+    if says(sentence, "still") and not says(sentence, "until_hit"):
+        said.still = True
+    if says(sentence, "until_hit"):
+        said.free = True
+    if says(sentence, "falls"):
+        said.falls = True
+    if says(sentence, "swings"):
+        said.swings = True
+    if says(sentence, "same_speed"):
+        said.same_speed = True
+    if says(sentence, "moves") or says(sentence, "swings") or says(sentence, "rises"):
+        said.moves = True
+    heading = direction(sentence)
+    if heading is not None and (said.moves or said.falls or says(sentence, "pushed_back")):
+        said.heading = heading
+    if says(sentence, "rises"):
+        said.heading = "up"
+    for word, share in SPEED_WORDS.items():
+        if re.search(rf"\b{word}\b", sentence.lower()) and said.moves:
+            said.speed = share
+    if says(sentence, "keeps_speed"):
+        said.keep = 1.0
+    elif says(sentence, "slows_gently"):
+        said.keep = 0.8
+    elif says(sentence, "slows_quickly"):
+        said.keep = 0.25
+    elif says(sentence, "slows"):
+        stop = seconds(sentence)
+        said.keep = 0.05 ** (1.0 / stop) if stop else 0.5
+    if says(sentence, "no_bounce"):
+        said.bounce = 0.05
+    elif says(sentence, "bounce_low"):
+        said.bounce = 0.35
+    elif says(sentence, "bounce_very_high"):
+        said.bounce = 0.9
+    elif says(sentence, "bounce_high"):
+        said.bounce = 0.75
+    if said.falls and says(sentence, "slow"):
+        said.fall_scale = 0.5
+    pulled, pushed = says(sentence, "pulled"), says(sentence, "pushed_back")
+    if pulled or pushed:
+        side = _SIDE.search(sentence.lower())
+        said.pull = (1.0 if pulled and not pushed else -1.0, side[1] if side else "")
 
-    >>> p = read_prompt("The red ball moves right at 40 px/s and up at 10 px/s. It falls faster by about "
-    ...                 "300 px/s every second and bounces back up with about 70% of its impact speed.")
-    >>> p.velocity["red"], p.gravity, p.restitution
-    ((40.0, -10.0), 300.0, 0.7)
+
+def read_prompt(text: str, objects: list[motion.Blob]) -> PromptPhysics:
+    """What a prompt says about each perceived object, sentence by sentence (see the module docstring).
+
+    >>> ball = motion.Blob(10, 10, 80, "grey", (5, 5, 10, 10), 1, "round", "ball", "the grey ball")
+    >>> said = read_prompt("The grey ball rolls to the right, slows down and stops. It does not bounce.", [ball])
+    >>> s = said.objects[0]
+    >>> s.moves, s.heading, round(s.keep, 2), s.bounce
+    (True, 'right', 0.5, 0.05)
     """
     found = PromptPhysics()
-    for sentence in re.split(r"(?<=[.;!?])\s+|\n+", text):
-        low = sentence.lower()
-        colours = [c for c in COLOURS if re.search(rf"\b{c}\b", low)]
-        moves = _VEL.findall(sentence)
-        if moves and colours:
-            vx = vy = 0.0
-            for direction, value in moves:
-                dx, dy = DIRECTIONS[direction.lower()]
-                vx += dx * float(value)
-                vy += dy * float(value)
-            found.velocity[colours[0]] = (vx, vy)
-        if colours and re.search(r"\bstays? (?:still|where it is|at rest|in place)\b", low):
-            found.still.update(colours)
-        elif colours and re.search(r"\bstarts? (?:at rest|still)\b", low):
-            found.velocity.setdefault(colours[0], (0.0, 0.0))  # at rest, but free to be pushed
-        if colours and re.search(r"\b(?:falls?|drops?|is released|let go)\b", low):
-            found.released.update(colours)
-        for pattern, sign in ((_ATTRACTED, 1.0), (_REPELLED, -1.0)):
-            match = pattern.search(sentence)
-            if colours and match:
-                found.pulls[colours[0]] = (sign, match[1].lower())
-        for pattern in _GRAVITY:
-            match = pattern.search(sentence)
-            if match and found.gravity is None:
-                found.gravity = float(match[1])
-        match = _RESTITUTION.search(sentence)
-        if match:
-            found.restitution = float(match[1]) / 100.0
-        elif re.search(r"\b(?:does not|doesn't|never) bounce|\bwithout bouncing\b", low):
-            found.restitution = 0.05
-        elif re.search(r"\bbounces? high\b", low):
-            found.restitution = 0.85
-        elif re.search(r"\bbounc", low):
-            found.bounces = True
-        match = _DAMPING.search(sentence)
-        if match:
-            found.damping = max(0.0, 1.0 - float(match[1]) / 100.0)
-        elif re.search(r"\bsteady speed\b|\bwithout slowing\b", low):
-            found.damping = 1.0
+    last: list[int] = []
+    for sentence in (s.strip() for s in _SENTENCE.split(text)):
+        if not sentence:
+            continue
+        named = [k for k, blob in enumerate(objects) if motion.refers(sentence, blob)]
+        if not named and _PRONOUN.match(sentence):
+            named = last
+        if _EVERYONE.search(sentence) and not named:
+            _said_in(sentence, found.everyone)
+            continue
+        for k in named:
+            _said_in(sentence, found.objects.setdefault(k, Said()))
+        if named:
+            last = named
     return found
 
 
-def _background(prefix: np.ndarray) -> np.ndarray:
-    """The scene without its coloured objects: temporal median (moving objects vanish), then inpainting."""
-    return _background_and_hidden(prefix)[0]
-
-
-def _background_and_hidden(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_background` and the boolean mask of the pixels it had to inpaint (never seen uncovered)."""
-    base: np.ndarray = np.median(prefix, axis=0).astype(np.uint8) if len(prefix) >= 5 else prefix[-1].copy()
-    mask = cv2.dilate(motion.object_mask(base).astype(np.uint8), np.ones((5, 5), np.uint8))
-    if mask.any():
-        base = cv2.inpaint(base, mask, 3, cv2.INPAINT_TELEA)
-    return base, mask.astype(bool)
+# ---------------------------------------------------------------------------------------------- the scene
 
 
 def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: str) -> tuple[float, float]:
@@ -322,6 +428,36 @@ def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     return simplified.astype(np.float64)
 
 
+def prefix_velocities(
+    prefix: np.ndarray, perception: motion.Perception, fps: float
+) -> dict[int, tuple[float, float]]:
+    """Velocity (px/s) at the switch frame of each perceived object that moved, by tracking it backwards
+    through the last prefix frames."""
+    moving = [b for b in perception.objects if b.moving]
+    if len(prefix) < 3 or not moving:
+        return {}
+    window = prefix[-4:][::-1]
+    tracks = motion.track_objects(window, moving, perception.labels, perception.background, fps)
+    out = {}
+    for blob, track in zip(moving, tracks, strict=True):
+        vx, vy = motion.fit_velocity(track.xy[::-1], fps, at_end=True, n=3)
+        out[perception.objects.index(blob)] = (vx, vy)
+    return out
+
+
+def scale_px_per_m(objects: list[motion.Blob]) -> float | None:
+    """Pixels per metre the objects' sizes imply (median over named objects of known typical size)."""
+    guesses = []
+    for blob in objects:
+        size_m = TYPICAL_SIZE_M.get(blob.noun)
+        if size_m is None:
+            continue
+        _, _, w, h = blob.bbox
+        size_px = 2 * blob.radius if blob.shape == "round" else float(max(w, h))
+        guesses.append(size_px / size_m)
+    return float(np.median(guesses)) if guesses else None
+
+
 @dataclass(frozen=True)
 class _Sprite:
     pixels: np.ndarray  # (h, w, 3) float
@@ -335,16 +471,15 @@ def _sprites(frame: np.ndarray, blobs: list[motion.Blob], labels: np.ndarray) ->
     height, width = labels.shape
     for blob in blobs:
         x0, y0, w, h = blob.bbox
-        pad = 2  # anti-aliased rims are below the saturation threshold; take them along
+        pad = 2
         xa, ya = max(0, x0 - pad), max(0, y0 - pad)
         xb, yb = min(width, x0 + w + pad), min(height, y0 + h + pad)
-        mask = (labels[ya:yb, xa:xb] == blob.label).astype(np.uint8)
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-        alpha = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
+        mask = (labels[ya:yb, xa:xb] == blob.label).astype(np.float32)
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0)  # soft edges: the mask is a hard pixel set
         sprites.append(
             _Sprite(
                 pixels=frame[ya:yb, xa:xb].astype(np.float32),
-                alpha=np.clip(alpha * 1.5, 0, 1),
+                alpha=np.clip(alpha * 1.3, 0, 1),
                 dx=xa - blob.x,
                 dy=ya - blob.y,
             )
@@ -352,10 +487,28 @@ def _sprites(frame: np.ndarray, blobs: list[motion.Blob], labels: np.ndarray) ->
     return sprites
 
 
-def _composite(background: np.ndarray, sprites: list[_Sprite], positions: np.ndarray) -> np.ndarray:
+def _rotated(sprite: _Sprite, angle: float) -> _Sprite:
+    """The sprite turned by ``angle`` radians about the object's centroid (image axes, y down)."""
+    if abs(angle) < 1e-3:
+        return sprite
+    h, w = sprite.alpha.shape
+    cx, cy = -sprite.dx, -sprite.dy
+    size = math.ceil(2 * math.hypot(max(cx, w - cx), max(cy, h - cy))) + 2
+    matrix = cv2.getRotationMatrix2D((cx, cy), -math.degrees(angle), 1.0)
+    matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
+    pixels = cv2.warpAffine(sprite.pixels, matrix, (size, size), flags=cv2.INTER_LINEAR)
+    alpha = cv2.warpAffine(sprite.alpha, matrix, (size, size), flags=cv2.INTER_LINEAR)
+    return _Sprite(pixels, alpha, -size / 2, -size / 2)
+
+
+def _composite(
+    background: np.ndarray, sprites: list[_Sprite], positions: np.ndarray, angles: np.ndarray | None = None
+) -> np.ndarray:
     canvas = background.astype(np.float32)
     height, width = canvas.shape[:2]
-    for sprite, (x, y) in zip(sprites, positions, strict=True):
+    for k, (sprite, (x, y)) in enumerate(zip(sprites, positions, strict=True)):
+        if angles is not None:
+            sprite = _rotated(sprite, float(angles[k]))
         ox, oy = round(x + sprite.dx), round(y + sprite.dy)
         h, w = sprite.alpha.shape
         xa, ya, xb, yb = max(0, ox), max(0, oy), min(width, ox + w), min(height, oy + h)
@@ -367,19 +520,93 @@ def _composite(background: np.ndarray, sprites: list[_Sprite], positions: np.nda
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
+def _box_of(labels: np.ndarray, blob: motion.Blob) -> tuple[float, float, float]:
+    """Width, height and angle (radians, image axes) of a block's mask."""
+    ys, xs = np.nonzero(labels == blob.label)
+    points = np.stack([xs, ys], axis=1).astype(np.float32)
+    (_, _), (w, h), degrees = cv2.minAreaRect(points)
+    return float(w + 1.0), float(h + 1.0), math.radians(degrees)
+
+
+def _expectation_for(
+    expectations: Any, blob: motion.Blob, width: int, height: int
+) -> Mapping[str, Any] | None:
+    """The context expectation whose normalised position is closest to the object (within 8 % of the frame)."""
+    if not isinstance(expectations, list):
+        return None
+    best, best_d = None, 0.08
+    for item in expectations:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            d = math.hypot(float(item["x"]) - blob.x / width, float(item["y"]) - blob.y / height)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if d < best_d:
+            best, best_d = item, d
+    return best
+
+
+_SPEED_CLASS = {
+    "none": 0.0,
+    "slow": SPEED_WORDS["slowly"],
+    "medium": SPEED_WORDS["steadily"],
+    "fast": SPEED_WORDS["quickly"],
+}
+_BOUNCE_CLASS = {"none": 0.05, "low": 0.35, "high": 0.75}
+_FRICTION_CLASS = {"low": 0.9, "medium": 0.5, "high": 0.2}
+_HEADING = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+
+
+def _apply_expectation(said: Said, item: Mapping[str, Any]) -> None:
+    """Structured numbers from the caller override what the words said."""
+    motion_kind = str(item.get("motion", "")).lower()
+    if motion_kind == "still":
+        said.still = True
+    elif motion_kind == "falling":
+        said.falls = True
+    elif motion_kind in ("moving", "rolling", "sliding", "swinging", "rising"):
+        said.moves = True
+    heading = str(item.get("direction", "none")).lower()
+    if heading in _HEADING:
+        said.heading = heading
+    speed = str(item.get("speed", "")).lower()
+    if speed in _SPEED_CLASS and said.moves:
+        said.speed = _SPEED_CLASS[speed]
+    bounce = str(item.get("bounce", "")).lower()
+    if bounce in _BOUNCE_CLASS:
+        said.bounce = _BOUNCE_CLASS[bounce]
+    friction = str(item.get("friction", "")).lower()
+    if friction in _FRICTION_CLASS:
+        said.keep = _FRICTION_CLASS[friction]
+
+
 @dataclass(frozen=True)
 class Plan:
     """What :meth:`PhysicsPriorGenerator.plan` decided: bodies, parameters, the floor row and the static
     surface polyline (``(N, 2)`` points ``(x, y)``: the floor with whatever stands on it); and what it read them
-    from, which rendering reuses: the background and the switch frame's objects with their label image."""
+    from, which rendering reuses: the perception of the switch frame."""
 
     bodies: list[SimBody]
     params: WorldParams
     floor_y: float
     surface: np.ndarray
-    background: np.ndarray = field(repr=False)
-    blobs: list[motion.Blob] = field(repr=False)
-    labels: np.ndarray = field(repr=False)
+    perception: motion.Perception = field(repr=False)
+
+    @property
+    def background(self) -> np.ndarray:
+        """The scene without its objects."""
+        return self.perception.background
+
+    @property
+    def blobs(self) -> list[motion.Blob]:
+        """The switch frame's objects (one body each)."""
+        return self.perception.objects
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Their label image."""
+        return self.perception.labels
 
 
 class PhysicsPriorGenerator:
@@ -387,12 +614,12 @@ class PhysicsPriorGenerator:
 
     Args:
         substeps: Physics steps per output frame.
-        velocity_jitter: Relative spread of the seed's perturbation of a velocity not stated in the prompt.
-        gravity_range: Prior on gravity as multiples of the frame height per s² (uniform).
-        restitution_range: Prior on restitution when the prompt does not say (uniform).
+        velocity_jitter: Relative spread of the seed's perturbation of a measured velocity.
+        scale_range: Prior on the scene's true scale relative to the one the objects' typical sizes imply
+            (log-uniform): real objects vary in size, so gravity in pixels is uncertain by about this much.
+        restitution_range: Prior on restitution when neither the prompt nor the material says (uniform).
         damping_range: Prior on the velocity fraction kept per second (uniform).
-        pull_range: Prior on a stated attraction/repulsion's acceleration at the start, as multiples of the
-            frame height per s² (log-uniform: the two magnet scenes of the suite differ by about 4x).
+        pull_range: Prior on a stated attraction/repulsion's acceleration at the start, in g (log-uniform).
         delay_s: Seconds to sleep per generation, standing in for a slow model (used to test interruption).
     """
 
@@ -403,11 +630,11 @@ class PhysicsPriorGenerator:
 
     def __init__(
         self,
-        substeps: int = 16,
-        velocity_jitter: float = 0.25,
-        gravity_range: tuple[float, float] = (0.8, 5.0),
+        substeps: int = 40,
+        velocity_jitter: float = 0.15,
+        scale_range: tuple[float, float] = (0.5, 2.0),
         restitution_range: tuple[float, float] = (0.1, 0.9),
-        damping_range: tuple[float, float] = (0.6, 1.0),
+        damping_range: tuple[float, float] = (0.5, 1.0),
         pull_range: tuple[float, float] = (0.02, 0.5),
         delay_s: float = 0.0,
         **unused: object,
@@ -417,7 +644,7 @@ class PhysicsPriorGenerator:
         self.substeps = int(substeps)
         self.delay_s = float(delay_s)
         self.velocity_jitter = float(velocity_jitter)
-        self.gravity_range = (float(gravity_range[0]), float(gravity_range[1]))
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
         self.damping_range = (float(damping_range[0]), float(damping_range[1]))
         self.pull_range = (float(pull_range[0]), float(pull_range[1]))
@@ -426,63 +653,118 @@ class PhysicsPriorGenerator:
         """The start state, parameters and static geometry this request and seed lead to (for tests and logs)."""
         rng = np.random.default_rng(request.seed)
         switch = request.switch_frame
-        blobs, labels = motion.detect_objects(switch)
-        said = read_prompt(request.prompt)
-        background, hidden = _background_and_hidden(request.prefix)
-        floor_y = motion.detect_floor(background)
-        # What stands on the floor (ramps, steps, posts) is static geometry; under the objects it is unseen.
-        covered = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        support = motion.support_surface(background, floor_y, unknown=hidden | covered)
-        measured: dict[int, tuple[float, float]] = {}
-        if request.mode == "v2v" and len(request.prefix) >= 3:
-            tracks = motion.track_objects(request.prefix[-3:], reference=None)
-            # Associate prefix tracks with switch-frame blobs by colour and distance at the last frame.
-            for k, blob in enumerate(blobs):
-                for track in tracks:
-                    last = track.xy[-1]
-                    if track.colour == blob.colour and math.hypot(last[0] - blob.x, last[1] - blob.y) < 3:
-                        measured[k] = motion.fit_velocity(track.xy, request.fps, at_end=True, n=2)
-        height = switch.shape[0]
-        g = said.gravity
-        if g is None:
-            g = float(rng.uniform(*self.gravity_range)) * height
-        e = said.restitution
-        if e is None:
-            low, high = self.restitution_range
-            e = float(rng.uniform(max(low, 0.4) if said.bounces else low, high))
-        d = said.damping if said.damping is not None else float(rng.uniform(*self.damping_range))
-        # Reflections in a glossy table are drawn from their object's motion, not simulated as balls.
-        images = motion.mirror_images(blobs, floor_y)
-        bodies = []
-        for k, blob in enumerate(blobs):
+        height, width = switch.shape[:2]
+        perception = motion.perceive(request.prefix, request.prompt, request.fps)
+        objects = perception.objects
+        said = read_prompt(request.prompt, objects)
+        expectations = request.context.get("expectations") if request.context else None
+        measured = prefix_velocities(request.prefix, perception, request.fps) if request.mode == "v2v" else {}
+        floor_y, support = perception.floor_y, perception.support.copy()
+        for k, (vx, vy) in measured.items():
+            # Rolling or sliding along something: that something is under its whole footprint (the object
+            # itself hides it, so the background cannot say where the edge is).
+            blob = objects[k]
+            if abs(vx) > 8 and abs(vy) < 0.5 * abs(vx) + 10:
+                a, b = max(0, round(blob.x - blob.radius)), min(width, round(blob.x + blob.radius) + 1)
+                support[a:b] = np.minimum(support[a:b], blob.bottom + 1)
+        # Gravity in pixels: 9.81 m/s² at the scale the objects' sizes imply, uncertain by the scale prior.
+        px_per_m = scale_px_per_m(objects) or height / 1.2  # no known object: a table-top scene ~1.2 m high
+        low, high = self.scale_range
+        g = 9.81 * px_per_m * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        images = motion.mirror_images(objects, floor_y)
+        bodies: list[SimBody] = []
+        default_bounce = float(rng.uniform(*self.restitution_range))
+        default_keep = float(rng.uniform(*self.damping_range))
+        fall_scales = []
+        for k, blob in enumerate(objects):
             if k in images:
                 bodies.append(SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, mirror_of=images[k]))
                 continue
-            if blob.colour in said.velocity:
-                vx, vy = said.velocity[blob.colour]
-                scale = 1.0 + rng.normal(0.0, 0.03)
-                vx, vy = vx * scale, vy * scale
-            else:
-                vx, vy = measured.get(k, (0.0, 0.0))
-                vx = vx * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
-                vy = vy * (1 + rng.normal(0, self.velocity_jitter)) + rng.normal(0, 3)
+            s = said.objects.get(k, Said())
+            item = _expectation_for(expectations, blob, width, height)
+            if item is not None:
+                _apply_expectation(s, item)
+                lands = item.get("lands_at")
+                col = int(min(max(round(blob.x), 0), width - 1))
+                drop = float(support[col]) - (blob.y + blob.radius)
+                if isinstance(lands, int | float) and lands > 0 and drop > 2:
+                    t_land = float(lands) * request.num_frames / request.fps
+                    g = 2.0 * drop / (t_land * t_land)  # h = g t² / 2
+            if s.fall_scale is not None:
+                fall_scales.append(s.fall_scale)
+            vx, vy = measured.get(k, (0.0, 0.0))
+            if k in measured and not s.same_speed:  # "at the same speed it had": exactly the measured one
+                vx *= 1 + rng.normal(0, self.velocity_jitter)
+                vy *= 1 + rng.normal(0, self.velocity_jitter)
+            if s.moves and s.heading is not None and (k not in measured or math.hypot(vx, vy) < 5):
+                share = s.speed if s.speed is not None else SPEED_WORDS["steadily"]
+                speed = share * width * float(np.exp(rng.normal(0, 0.3)))
+                dx, dy = _HEADING[s.heading]
+                vx, vy = dx * speed, dy * speed
             resting = math.hypot(vx, vy) < 5
-            below = float(support[min(max(round(blob.x), 0), len(support) - 1)])
-            supported = blob.y + blob.radius >= below - 3
-            pinned = blob.colour in said.still or (
-                resting and not supported and blob.colour not in said.released
+            col = int(min(max(round(blob.x), 0), width - 1))
+            below = float(support[col])
+            supported = blob.bottom >= below - 4  # on it, or a little into it (the support was hidden)
+            released = s.falls or said.everyone.falls
+            pinned = (
+                s.still or said.everyone.still or (resting and not supported and not released and not s.moves)
             )
-            y = min(blob.y, below - blob.radius)  # never start inside the floor or what stands on it
+            if blob.shape in ("grains", "fluid"):
+                pinned = True  # a pile of beads or a body of liquid is not one rigid body
+            asleep = resting and supported and not released and not s.moves and s.pull is None and not pinned
+            # Never start inside what it stands on, unless it rests there as it is (then it stays put).
+            y = (
+                blob.y
+                if asleep
+                else min(blob.y, below - (blob.bbox[3] / 2 if blob.shape == "box" else blob.radius))
+            )
             pull = None
-            if blob.colour in said.pulls:
-                sign, side = said.pulls[blob.colour]
+            if s.pull is not None:
+                sign, side = s.pull
+                if not side:
+                    side = "right" if float(np.argmin(support)) > blob.x else "left"
                 tx, ty = _pull_source(support, floor_y, blob.x, y, side)
-                low, high = self.pull_range
-                strength = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * height
+                lo, hi = self.pull_range
+                strength = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * 9.81 * px_per_m
                 pull = Pull(tx, ty, strength, sign, math.hypot(tx - blob.x, ty - y), blob.radius + 4.0)
-            bodies.append(SimBody(blob.x, y, vx, vy, blob.radius, pinned, pull=pull))
-        params = WorldParams(gravity=g, restitution=e, damping=d)
-        return Plan(bodies, params, floor_y, surface_polyline(support), background, blobs, labels)
+            restitution = s.bounce
+            if restitution is None and blob.bounce is not None:
+                restitution = 0.75 if blob.bounce == "bouncy" else 0.08
+            keep = s.keep if s.keep is not None else said.everyone.keep
+            pivot = None
+            if not pinned and (s.swings or s.falls) and TETHER_WORDS & set(words(request.prompt)):
+                pivot = motion.tether(switch, blob)  # hangs from a rod or cord: it swings about its far end
+            box = None
+            angle = 0.0
+            if blob.shape == "box":
+                bw, bh, angle = _box_of(perception.labels, blob)
+                box = (bw, bh)
+            bodies.append(
+                SimBody(
+                    blob.x,
+                    y,
+                    vx,
+                    vy,
+                    blob.radius,
+                    pinned,
+                    pull=pull,
+                    box=box,
+                    angle=angle,
+                    restitution=restitution,
+                    damping=keep,
+                    pivot=pivot,
+                    asleep=asleep,
+                )
+            )
+        if fall_scales:
+            g *= float(np.mean(fall_scales))
+        # "A smooth track", "an icy floor": things slide with hardly any friction or drag.
+        smooth = bool(SMOOTH_WORDS & set(words(request.prompt)))
+        friction = 0.02 if smooth else 0.5
+        if smooth:
+            default_keep = max(default_keep, 0.95)
+        params = WorldParams(gravity=g, restitution=default_bounce, damping=default_keep, friction=friction)
+        return Plan(bodies, params, floor_y, surface_polyline(support), perception)
 
     def generate(self, request: GenerationRequest) -> GeneratedVideo:
         """Extrapolate ``request.num_frames`` frames after the switch frame."""
@@ -493,10 +775,9 @@ class PhysicsPriorGenerator:
         if self.delay_s > 0:
             time.sleep(self.delay_s)
         switch = request.switch_frame
-        background = plan.background
         sprites = _sprites(switch, plan.blobs, plan.labels)
         if bodies:
-            positions = simulate(
+            states = simulate(
                 bodies,
                 params,
                 floor_y=plan.floor_y,
@@ -505,8 +786,14 @@ class PhysicsPriorGenerator:
                 fps=request.fps,
                 substeps=self.substeps,
                 surface=plan.surface,
+                with_angles=True,
             )
-            frames = np.stack([_composite(background, sprites, p) for p in positions])
+            # Blocks turn with their bodies; balls keep their look (their shading comes from the light).
+            start = np.array([b.angle for b in bodies])
+            turns = np.array([b.box is not None for b in bodies])
+            frames = np.stack(
+                [_composite(plan.background, sprites, s[:, :2], (s[:, 2] - start) * turns) for s in states]
+            )
         else:  # nothing to move: the scene stays as it is
             frames = np.repeat(switch[None], request.num_frames, axis=0)
         metadata = {
@@ -517,7 +804,10 @@ class PhysicsPriorGenerator:
             "damping": round(params.damping, 3),
             "floor_y": plan.floor_y,
             "surface": [[round(x, 1), round(y, 1)] for x, y in plan.surface.tolist()],
-            "objects": [asdict(replace(b, x=round(b.x, 1), y=round(b.y, 1))) for b in bodies],
+            "objects": [
+                {"name": blob.name, **asdict(replace(b, x=round(b.x, 1), y=round(b.y, 1)))}
+                for blob, b in zip(plan.blobs, bodies, strict=True)
+            ],
         }
         return check_output(
             request, GeneratedVideo(frames=frames, fps=request.fps, metadata=metadata), self.name

@@ -16,7 +16,7 @@ from agent.prompting import ROLES, PromptSet, PromptSetError
 from agent.reasoning import RewriteContext, make_scene
 from agent.schemas import Critique, Prediction, ReplyParseError, parse_reply
 from generators.base import GenerationRequest
-from generators.physics_prior import PhysicsPriorGenerator, _background, read_prompt
+from generators.physics_prior import PhysicsPriorGenerator, read_prompt
 from physics_iq import motion
 from physics_iq.layout import DatasetLayout, Row
 from physics_iq.synthetic import build_suite
@@ -132,93 +132,192 @@ def _prefix(suite: DatasetLayout, scenario: str = "synthetic-two-ball-collision"
     return read_video(suite.conditioning_video(_row(suite, scenario), 8))[0]
 
 
-def test_tracker_measures_the_pushed_ball(suite: DatasetLayout) -> None:
-    # Ground truth from the suite's state file (tests may read it; the agent never does).
-    row = _row(suite, "synthetic-two-ball-collision")
-    prefix = _prefix(suite)
-    summary = motion.summarise(prefix, 8.0, reference=motion.detect_objects(prefix[-1])[0])
-    by_colour = {m.colour: m for m in summary.objects}
-    assert set(by_colour) == {"red", "blue"}
-    truth = _state_velocity(suite, row, "ball-red")
-    assert by_colour["red"].velocity[0] == pytest.approx(truth, rel=0.15)
-    assert abs(by_colour["blue"].velocity[0]) < 5  # resting until hit
-    assert "(red)" in summary.grounding_text("prefix")
-
-
-def test_tracker_sees_the_rubber_ball_bounce_higher(suite: DatasetLayout) -> None:
-    testing, _ = read_video(suite.testing_video(_row(suite, "synthetic-ball-bounce"), 8))
-    summary = motion.summarise(testing, 8.0, reference=motion.detect_objects(testing[0])[0])
-    by_colour = {m.colour: m for m in summary.objects}
-    red, blue = by_colour["red"], by_colour["blue"]
-    assert len(red.bounces) > len(blue.bounces) >= 1
-    assert (red.restitution or 0) > (blue.restitution or 0) + 0.3  # rubber vs clay-like
-
-
-def test_physics_prior_follows_the_prompt_and_the_seed(suite: DatasetLayout) -> None:
-    prefix = _prefix(suite, "synthetic-ball-bounce")  # both balls held still above the table
-    gen = PhysicsPriorGenerator()
-
-    def red_x(prompt: str, seed: int) -> float:
-        req = GenerationRequest(prefix, 8.0, prompt, seed, 8, mode="v2v")
-        frames = gen.generate(req).frames
-        assert frames.shape == (8, *prefix.shape[1:])
-        return next(b.x for b in motion.detect_objects(frames[-1])[0] if b.colour == "red")
-
-    start = next(b.x for b in motion.detect_objects(prefix[-1])[0] if b.colour == "red")
-    assert red_x("The red ball moves right at 40 px/s.", 0) > start + 20
-    assert red_x("The red ball moves left at 40 px/s.", 0) < start - 20
-    # unpinned parameters are sampled from the seed: different seeds, different continuations
-    assert red_x("The red ball falls.", 0) != red_x("The red ball falls.", 1)
-    assert red_x("The red ball falls.", 3) == red_x("The red ball falls.", 3)
-    # an object at rest in the air stays put unless the prompt lets it go
-    assert red_x("A scene.", 0) == pytest.approx(start, abs=1)
-
-
-def test_offline_predict_reads_a_release_from_the_description(suite: DatasetLayout) -> None:
-    prefix = _prefix(suite, "synthetic-ball-bounce")
-    critic = OfflineReasoner(PromptSet("default"))
-    released = critic.predict(make_scene("The grabbers let go of both balls.", "v2v", 8.0, 40, prefix))
-    held = critic.predict(make_scene("Two balls hang from grabbers.", "v2v", 8.0, 40, prefix))
-    assert "The red ball is let go and falls." in released.prompt
-    assert "falls" not in held.prompt
-
-
 def _state_velocity(suite: DatasetLayout, row: Row, obj: str) -> float:
     path = suite.conditioning_video(row, 8).with_suffix(".state.json")
     last = json.loads(path.read_text())["frames"][-1]
     return float(next(o for o in last["objects"] if o["id"] == obj)["velocity_px_s"][0])
 
 
-def test_read_prompt_parameters() -> None:
+#: Words a person would not write in a critique or a prompt: measurement units and the old private phrases.
+PRIVATE = ("px/s", "px", "% of its", "impact speed", "vx=", "vy=", "object 1")
+
+
+def _perceived(prefix: np.ndarray, description: str) -> motion.Perception:
+    return motion.perceive(prefix, description, 8.0)
+
+
+def test_tracker_measures_the_pushed_ball(suite: DatasetLayout) -> None:
+    # Ground truth from the suite's state file (tests may read it; the agent never does).
+    row = _row(suite, "synthetic-two-ball-collision")
+    prefix = _prefix(suite)
+    perception = _perceived(prefix, row.description)
+    names = {b.name: b for b in perception.objects}
+    assert {"the red ball", "the blue ball"} <= set(names)
+    assert names["the red ball"].moving and not names["the blue ball"].moving
+    from generators.physics_prior import prefix_velocities
+
+    velocity = prefix_velocities(prefix, perception, 8.0)
+    red = perception.objects.index(names["the red ball"])
+    assert velocity[red][0] == pytest.approx(_state_velocity(suite, row, "ball-red"), rel=0.15)
+
+
+def test_tracker_sees_the_rubber_ball_bounce_higher(suite: DatasetLayout) -> None:
+    row = _row(suite, "synthetic-ball-bounce")
+    testing, _ = read_video(suite.testing_video(row, 8))
+    first = motion.perceive(testing[:1], row.description)
+    summary = motion.summarise(testing, 8.0, first.objects, first.labels, first.background, first.floor_y)
+    by_colour = {m.colour: m for m in summary.objects}
+    red, blue = by_colour["red"], by_colour["blue"]
+    assert len(red.bounces) > len(blue.bounces) >= 1
+    assert (red.restitution or 0) > (blue.restitution or 0) + 0.3  # rubber vs clay-like
+
+
+def _red_x(frames: np.ndarray, description: str) -> float:
+    blobs = motion.detect_objects(frames[-1], description)[0]
+    return next(b.x for b in blobs if b.colour == "red")
+
+
+def test_physics_prior_follows_ordinary_language_and_the_seed(suite: DatasetLayout) -> None:
+    prefix = _prefix(suite, "synthetic-ball-bounce")  # both balls held still above the table
+    gen = PhysicsPriorGenerator()
+    scene = "A red ball and a blue ball hang above a wooden table."
+
+    def last(prompt: str, seed: int) -> np.ndarray:
+        req = GenerationRequest(prefix, 8.0, f"{scene} {prompt}", seed, 8, mode="v2v")
+        frames = gen.generate(req).frames
+        assert frames.shape == (8, *prefix.shape[1:])
+        return frames
+
+    start = _red_x(prefix, scene)
+    start_y = next(b.y for b in motion.detect_objects(prefix[-1], scene)[0] if b.colour == "red")
+    assert _red_x(last("The red ball rolls to the right, slows down and stops.", 0), scene) > start + 10
+    assert _red_x(last("The red ball moves quickly to the left.", 0), scene) < start - 10
+    fallen = last("The red ball falls straight down.", 0)
+    assert next(b.y for b in motion.detect_objects(fallen[-1], scene)[0] if b.colour == "red") > start_y + 20
+    # unpinned parameters are sampled from the seed: different seeds, different continuations
+    a, b = last("The red ball falls straight down.", 0), last("The red ball falls straight down.", 1)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(last("The red ball falls.", 3), last("The red ball falls.", 3))
+    # an object at rest in the air stays put unless the prompt lets it go
+    assert _red_x(last("Nothing happens.", 0), scene) == pytest.approx(start, abs=1)
+
+
+def test_physics_prior_leaves_what_is_neither_named_nor_moving_alone(suite: DatasetLayout) -> None:
+    prefix = _prefix(suite, "synthetic-ball-bounce")
+    request = GenerationRequest(prefix, 8.0, "A red ball is let go and falls.", 0, 16, mode="v2v")
+    frames = PhysicsPriorGenerator().generate(request).frames
+    blue = next(b for b in motion.detect_objects(prefix[-1], "A blue ball.")[0] if b.colour == "blue")
+    x0, y0, w, h = blue.bbox
+    patch = (slice(y0, y0 + h), slice(x0, x0 + w))
+    # The blue ball is not named in the prompt and did not move in the prefix: it stays where it is (the
+    # generated background is the prefix's median, so its pixels match up to the sensor noise).
+    assert all(np.array_equal(frame[patch], frames[0][patch]) for frame in frames)
+    assert np.abs(frames[0][patch].astype(int) - prefix[-1][patch].astype(int)).mean() < 3
+
+
+def test_physics_prior_reads_structured_expectations_from_the_context(suite: DatasetLayout) -> None:
+    prefix = _prefix(suite, "synthetic-ball-bounce")
+    scene = "A red ball and a blue ball hang above a wooden table."
+    red = next(b for b in motion.detect_objects(prefix[-1], scene)[0] if b.colour == "red")
+    height, width = prefix.shape[1:3]
+    hint = {
+        "object": "the red ball", "x": red.x / width, "y": red.y / height, "motion": "rolling",
+        "direction": "left", "speed": "fast", "bounce": "none", "friction": "low",
+        "lands_at": None, "stops_at": None,
+    }  # fmt: skip
+    request = GenerationRequest(prefix, 8.0, scene, 0, 8, mode="v2v", context={"expectations": [hint]})
+    frames = PhysicsPriorGenerator().generate(request).frames
+    assert _red_x(frames, scene) < red.x - 20  # the words say nothing; the numbers send it left
+
+
+def test_offline_predict_reads_a_release_from_the_description(suite: DatasetLayout) -> None:
+    prefix = _prefix(suite, "synthetic-ball-bounce")
+    critic = OfflineReasoner(PromptSet("default"))
+    released = critic.predict(
+        make_scene("A red rubber ball and a blue clay ball hang from grabbers. The grabbers let go of both "
+                   "balls.", "v2v", 8.0, 40, prefix)
+    )  # fmt: skip
+    held = critic.predict(
+        make_scene("A red ball and a blue ball hang from grabbers.", "v2v", 8.0, 40, prefix)
+    )
+    assert "The red ball is let go and falls straight down onto the floor." in released.prompt
+    assert "It bounces a few times, each bounce lower." in released.prompt  # rubber
+    assert "It does not bounce." in released.prompt  # clay
+    assert "falls" not in held.prompt.split("grabbers.")[-1]
+    assert {e.object for e in released.expectations} == {"the red ball", "the blue ball"}
+    assert all(e.motion == "falling" and e.lands_at is not None for e in released.expectations)
+
+
+def test_read_prompt_ordinary_language() -> None:
+    ball = motion.Blob(50, 50, 200, "grey", (42, 42, 16, 16), 1, "round", "ball", "the grey ball")
+    block = motion.Blob(90, 50, 200, "orange", (82, 42, 16, 16), 2, "box", "block", "the orange block")
     said = read_prompt(
-        "The blue ball does not bounce. The red ball stays still. It slows down by 20% every second."
+        "The ball rolls to the right, slows down and stops. It bounces a few times, each bounce lower. "
+        "The orange block falls straight down and does not bounce.",
+        [ball, block],
     )
-    assert (
-        said.restitution == pytest.approx(0.05) and "red" in said.still and said.damping == pytest.approx(0.8)
-    )
+    rolls, falls = said.objects[0], said.objects[1]
+    assert rolls.moves and rolls.heading == "right" and rolls.keep is not None and rolls.keep < 1
+    assert rolls.bounce is not None and rolls.bounce > 0.5
+    assert falls.falls and falls.bounce is not None and falls.bounce < 0.1
+    still = read_prompt("The grey ball stays where it is until something hits it.", [ball]).objects[0]
+    assert still.free and not still.still
 
 
-def test_offline_critic_flags_a_frozen_ball_and_rewrites_concretely(suite: DatasetLayout) -> None:
+def test_offline_critic_writes_ordinary_language_and_rewrites_in_place(suite: DatasetLayout) -> None:
+    row = _row(suite, "synthetic-two-ball-collision")
     prefix = _prefix(suite)  # the red ball is pushed to the right
-    scene = make_scene("A red ball is pushed.", "v2v", 8.0, 40, prefix)
+    scene = make_scene(row.description, "v2v", 8.0, 40, prefix)
     critic = OfflineReasoner(PromptSet("default"))
     prediction = critic.predict(scene)
-    assert "red ball" in prediction.prompt and "px/s" not in prediction.prompt  # qualitative first guess
-    # A continuation that jumps the ball 20 px away and freezes it there in mid-air.
-    frozen = np.repeat(prefix[-1:], 40, axis=0).copy()
-    blob = next(b for b in motion.detect_objects(prefix[-1])[0] if b.colour == "red")
-    background = _background(prefix)  # the objects inpainted away
-    frozen[:] = background
+    assert "The red ball keeps rolling to the right." in prediction.prompt
+    # A continuation in which the rolling ball stops dead at the switch frame.
+    perception = _perceived(prefix, row.description)
+    red = next(b for b in perception.objects if b.colour == "red")
+    frozen = np.repeat(perception.background[None], 40, axis=0).copy()
     for frame in frozen:
-        cv2.circle(frame, (int(blob.x), int(blob.y) - 20), 6, (230, 30, 30), -1)
+        cv2.circle(frame, (round(red.x), round(red.y)), round(red.radius), (230, 30, 30), -1)
     critique = critic.critique(scene, prediction.prompt, frozen)
-    laws = {v.law for v in critique.violations}
-    assert critique.verdict == "inconsistent" and "velocity continuity" in laws
+    assert critique.verdict == "inconsistent" and "velocity continuity" in {
+        v.law for v in critique.violations
+    }
+    texts = [critique.observations, critique.expected_physics, *critique.suggested_changes]
+    texts += [v.detail for v in critique.violations]
+    for text in texts:
+        assert not any(word in text for word in PRIVATE), text
+        assert text[:1].isupper() and text.endswith("."), text
+    assert any(v.detail.startswith("Right after the switch frame the red ball ") for v in critique.violations)
+    assert "The red ball keeps rolling to the right at the same speed it had." in critique.suggested_changes
     rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(critique,)))
-    assert "px/s" in rewrite.prompt and rewrite.prompt != prediction.prompt
-    # a rewrite of the rewrite with the same critique replaces, not duplicates, the sentence
+    assert rewrite.prompt != prediction.prompt and "at the same speed it had" in rewrite.prompt
+    assert "The red ball keeps rolling to the right." not in rewrite.prompt  # replaced, not added
+    # a rewrite of the rewrite with the same critique changes nothing more
     again = critic.rewrite(scene, RewriteContext(2, rewrite.prompt, critiques=(critique,)))
     assert again.prompt == rewrite.prompt
+
+
+def test_offline_critic_says_when_a_ball_stops_in_mid_air(suite: DatasetLayout) -> None:
+    row = _row(suite, "synthetic-ball-bounce")
+    prefix = _prefix(suite, "synthetic-ball-bounce")
+    scene = make_scene(row.description, "v2v", 8.0, 40, prefix)
+    critic = OfflineReasoner(PromptSet("default"))
+    perception = critic.view(scene).perception
+    red = next(b for b in perception.objects if b.colour == "red")
+    clip = np.repeat(prefix[-1:], 40, axis=0).copy()
+    for k, frame in enumerate(clip):  # falls for 1 s, then hangs in the air
+        frame[:] = perception.background
+        blue = next(b for b in perception.objects if b.colour == "blue")
+        cv2.circle(frame, (round(blue.x), round(blue.y)), round(blue.radius), (40, 80, 235), -1)
+        y = red.y + 30 * min(k + 1, 8) / 8
+        cv2.circle(frame, (round(red.x), round(y)), round(red.radius), (230, 40, 40), -1)
+    critique = critic.critique(scene, "", clip)
+    details = [v.detail for v in critique.violations if v.object == "the red ball"]
+    assert any(
+        d.startswith("The red ball stops in mid-air at about")
+        and d.endswith("instead of falling to the table.")
+        for d in details
+    ), details
+    assert "The red ball keeps falling until it reaches the table." in critique.suggested_changes
 
 
 def test_metered_vlm_traces_each_call_without_its_text(tmp_path: Path) -> None:
@@ -263,18 +362,18 @@ def test_offline_critic_treats_a_mirror_image_as_a_reflection(tmp_path: Path) ->
     for row in mirror.take1_rows():
         prefix = read_video(mirror.conditioning_video(row, 8))[0]
         scene = make_scene(description, "v2v", 8.0, 40, prefix)
-        blobs = scene.switch_blobs
-        images = motion.mirror_images(blobs, scene.prefix_motion.floor_y)
-        assert len(images) == 1 and {b.colour for b in blobs} == {"red"}, row.perspective
+        perception = critic.view(scene).perception
+        blobs = perception.objects
+        images = motion.mirror_images(blobs, perception.floor_y)
+        assert len(images) == 1, row.perspective
         ((index, source),) = images.items()
         assert blobs[source].y < blobs[index].y  # the object above the table, its image below
-        image_name = motion.track_name(index, blobs[index])
-        assert critic.predict(scene).objects == ["red ball"]  # one ball, not two
+        assert critic.predict(scene).objects == ["the red ball"]  # one ball, not two
         truth = read_video(mirror.testing_video(row, 8))[0]
         critique = critic.critique(scene, description, truth)
         # The image is below the floor and moves up when the ball moves down: flagging that would flag the
-        # ground truth itself. (The real ball may still be flagged: the floor line is found a few px high here.)
-        assert not [v for v in critique.violations if v.object == image_name], critique.violations
+        # ground truth itself.
+        assert not [v for v in critique.violations if v.object == blobs[index].name], critique.violations
 
 
 def test_physics_prior_draws_a_mirror_image_from_its_object() -> None:
@@ -311,7 +410,7 @@ def test_support_surface_finds_the_ramp_and_the_post_but_not_thin_arms() -> None
     assert surface[30] == 150 and surface[250] == 150  # bare table
     assert surface[61] == pytest.approx(71, abs=2) and surface[130] == pytest.approx(110, abs=2)  # the slope
     assert surface[285] == pytest.approx(90, abs=1)  # the post
-    _, labels = motion.detect_objects(prefix[-1])
+    _, labels = motion.detect_objects(prefix[-1], "A red ball rests on a grey ramp.")
     hidden = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     under_ball = motion.support_surface(prefix[-1], 150.0, unknown=hidden)
     # The ball hides the slope; its columns are interpolated from both sides, not raised to its top.
@@ -320,12 +419,14 @@ def test_support_surface_finds_the_ramp_and_the_post_but_not_thin_arms() -> None
 
 def test_physics_prior_rolls_a_released_ball_down_a_ramp_and_off_a_post() -> None:
     _, prefix = _ramp_scene()
-    request = GenerationRequest(prefix, 8.0, "The red ball is released and rolls down.", 0, 40, mode="v2v")
+    prompt = "A red ball lies on a grey ramp. The red ball is released and rolls down."
+    request = GenerationRequest(prefix, 8.0, prompt, 0, 40, mode="v2v")
     generator = PhysicsPriorGenerator()
     plan = generator.plan(request)
     assert len(plan.surface) >= 5  # table, ramp corner, slope foot, post
     frames = generator.generate(request).frames
-    tracks = motion.track_objects(frames)
+    first = motion.perceive(frames[:1], prompt)
+    tracks = motion.track_objects(frames, first.objects, first.labels, plan.background)
     (red,) = [t for t in tracks if t.colour == "red"]
     xy = red.xy[red.seen]
     slope = (150 - 70) / (200 - 60)
@@ -337,12 +438,17 @@ def test_physics_prior_rolls_a_released_ball_down_a_ramp_and_off_a_post() -> Non
 
 
 def test_read_prompt_attraction_and_repulsion() -> None:
+    green = motion.Blob(50, 50, 200, "green", (42, 42, 16, 16), 1, "round", "ball", "the green ball")
+    puck = motion.Blob(90, 50, 200, "magenta", (82, 42, 16, 16), 2, "box", "puck", "the magenta puck")
     said = read_prompt(
         "The green ball is pulled towards the magnet on the right and speeds up until it touches it. "
-        "The magenta ball is pushed back by the magnet on the left before it touches it. The red ball rests."
+        "The magenta puck is pushed back by the magnet on the left before it touches it.",
+        [green, puck],
     )
-    assert said.pulls == {"green": (1.0, "right"), "magenta": (-1.0, "left")}
-    assert read_prompt("A grey cue stick pushes the red ball to the right.").pulls == {}
+    assert said.objects[0].pull == (1.0, "right") and said.objects[1].pull == (-1.0, "left")
+    assert (
+        read_prompt("A grey cue stick pushes the green ball to the right.", [green]).objects[0].pull is None
+    )
 
 
 def test_a_pull_speeds_a_ball_up_towards_its_source_and_a_push_turns_it_back() -> None:

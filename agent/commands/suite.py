@@ -31,6 +31,15 @@ def make_suite(
     fps: Annotated[int, typer.Option("--fps", help="Frame rate: 8, 16, 24 or 30.")] = 8,
     size: Annotated[str, typer.Option("--size", help="Frame size WIDTHxHEIGHT (even, 16:9).")] = "320x180",
     seed: Annotated[int, typer.Option("--seed", min=0, help="Scene variation seed.")] = 0,
+    style: Annotated[
+        str,
+        typer.Option(
+            "--style",
+            help="The look: classic (default: plain dark backdrop, flat saturated objects), cluttered or room "
+            "(bright textured rooms, props and decorations that never move, shaded and patterned objects in "
+            "any colour, other framing). The physics of a seed is the same in every look.",
+        ),
+    ] = "classic",
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU count).")
     ] = None,
@@ -66,12 +75,19 @@ def make_suite(
             progress.update(task, completed=count, total=total, description=f"done {name}")
 
         layout = build_suite(
-            out_dir, scenarios, fps=fps, size=(width, height), seed=seed, jobs=jobs, on_scenario_done=done
+            out_dir,
+            scenarios,
+            fps=fps,
+            size=(width, height),
+            seed=seed,
+            style=style,
+            jobs=jobs,
+            on_scenario_done=done,
         )
     n_scen = len(layout.scenarios())
     console.print(
         f"wrote {len(layout.rows)} rows ({n_scen} scenarios x 3 views x 2 takes) at {fps} FPS, "
-        f"{width}x{height}, seed {seed} into {layout.root}"
+        f"{width}x{height}, seed {seed}, style {style} into {layout.root}"
     )
 
 
@@ -86,6 +102,7 @@ def suite_preview(
     perspective: Annotated[str, typer.Option("--perspective", help="left, center or right.")] = "center",
     size: Annotated[str, typer.Option("--size", help="Tile size WIDTHxHEIGHT.")] = "224x126",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    style: Annotated[str, typer.Option("--style", help="The look: classic, cluttered or room.")] = "classic",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing PNG.")] = False,
 ) -> None:
     """Write a contact sheet: a strip of frames (switch frame, then the outcome) per scenario."""
@@ -93,12 +110,16 @@ def suite_preview(
 
     from physics_iq.layout import PERSPECTIVES
     from physics_iq.synthetic import SCENARIOS
+    from physics_iq.synthetic.looks import LOOKS
     from physics_iq.synthetic.preview import preview_sheet, write_preview
 
     err = Console(stderr=True)
     view = f"perspective-{perspective}"
     if view not in PERSPECTIVES:
         err.print(f"[red]error:[/] --perspective must be left, center or right, got {perspective!r}")
+        raise typer.Exit(2)
+    if style not in LOOKS:
+        err.print(f"[red]error:[/] --style must be one of {', '.join(LOOKS)}, got {style!r}")
         raise typer.Exit(2)
     if scenarios == "all":
         names = list(SCENARIOS)
@@ -116,7 +137,7 @@ def suite_preview(
     if out_png.exists() and not overwrite:
         err.print(f"[red]error:[/] {out_png} exists; pass --overwrite to replace it")
         raise typer.Exit(2)
-    image = preview_sheet(names, perspective=view, size=_parse_size(size), seed=seed)
+    image = preview_sheet(names, perspective=view, size=_parse_size(size), seed=seed, style=style)
     write_preview(out_png, image, overwrite=overwrite)
     Console().print(f"wrote {out_png} ({image.shape[1]}x{image.shape[0]}, {len(names)} scenario(s))")
 

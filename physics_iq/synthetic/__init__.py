@@ -14,9 +14,13 @@ physical perturbation), and written in exactly the official layout (see :mod:`ph
     OUT/split-videos/*/{fps}FPS/*.state.json                ground truth next to each video
     OUT/synthetic_suite.json                                manifest: arguments, version, SHA-256 per file
 
-Pixels are honest: objects are flat, saturated colours (one colour per object id, listed in the state file)
-on a textured, low-saturation background under mild lighting with sensor noise, so that motion masks,
-background subtraction and colour trackers work on the frames alone, as on real video.
+Pixels are honest: everything is found from the frames alone, as on real video. The look (``style``, see
+:mod:`physics_iq.synthetic.looks`) decides how the same simulated world is filmed: ``classic`` paints flat,
+saturated objects (one colour per object id, listed in the state file) on a dark, textured, low-saturation
+backdrop under mild lighting with sensor noise; ``cluttered`` and ``room`` put the scene in bright, textured
+rooms with decorations and props in saturated colours that never move, paint objects shaded and patterned in
+any colour (the state file lists their base colour), add contact shadows and stronger noise, and frame the
+scene differently. A seed gives the same physics in every look.
 
 Ground-truth state schema (``physrefine.synthetic.state/1``), one JSON object per video::
 
@@ -27,7 +31,7 @@ Ground-truth state schema (``physrefine.synthetic.state/1``), one JSON object pe
     fps, size, frame_count    frame rate, [width, height], number of frames of the video
     first_frame_index_in_take index of the video's first frame in the 8 s take (0 or 3*fps)
     switch_time_s             time of the switch frame (3 - 1/fps) since the take started
-    px_per_m                  scale of this perspective
+    px_per_m                  scale of this perspective (it depends on the look's framing)
     gravity_px_s2             [0, g * px_per_m]: gravity in this perspective's pixels (y points down)
     objects                   [{id, colour: [r, g, b]}]: every tracked object and its one colour
     static_surfaces           [{name, kind: "polygon", points_px: [[x, y], ...]}] (or kind "circle")

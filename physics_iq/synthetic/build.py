@@ -21,7 +21,8 @@ import numpy as np
 
 from physics_iq.errors import DatasetError
 from physics_iq.layout import PERSPECTIVES, DatasetLayout, Row, descriptions_text, generated_file_name
-from physics_iq.synthetic.render import Camera, FrameRenderer, camera_for
+from physics_iq.synthetic.looks import DEFAULT_STYLE, LOOKS, describe
+from physics_iq.synthetic.render import Camera, camera_for, make_renderer, object_colours
 from physics_iq.synthetic.scenarios import SCENARIOS, Params
 from physics_iq.synthetic.world import SimResult, StaticItem, WorldFrame
 from physics_iq.video import BENCHMARK_FPS, frames_for_seconds, write_video
@@ -66,8 +67,10 @@ def _resolve_scenarios(scenarios: str | Sequence[str]) -> list[str]:
     return [name for name in SCENARIOS if name in names]
 
 
-def suite_rows(scenarios: Sequence[str]) -> list[Row]:
+def suite_rows(scenarios: Sequence[str], style: str = DEFAULT_STYLE) -> list[Row]:
     """The descriptions rows of a suite: take-1 rows (scenario x perspective) first, then their take-2 twins.
+
+    The descriptions name the objects as the look ``style`` paints them.
 
     >>> [r.scenario_file_name() for r in suite_rows(["synthetic-ball-bounce"])][:2]
     ['0001_perspective-left_take-1_synthetic-ball-bounce.mp4', '0002_perspective-center_take-1_synthetic-ball-bounce.mp4']
@@ -87,7 +90,7 @@ def suite_rows(scenarios: Sequence[str]) -> list[Row]:
                         perspective,
                         take,
                         name,
-                        spec.description,
+                        describe(style, name, spec.description),
                         spec.category,
                         generated_file_name(id_, perspective, name),
                     )
@@ -164,6 +167,7 @@ def state_document(
     video: str,
     first_index: int,
     metric_from_contact: tuple[str, str] | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> dict[str, Any]:
     """The ground-truth state of one clip (see the schema in :mod:`physics_iq.synthetic`).
 
@@ -177,7 +181,9 @@ def state_document(
         first_index: Index of the clip's first frame in the whole take.
         metric_from_contact: The scenario's :attr:`~physics_iq.synthetic.ScenarioSpec.metric_from_contact`;
             its first contact sets ``metric_valid_from_frame``.
+        style: The look; objects are listed with the colour it paints them in.
     """
+    colours = object_colours(style, sim.colours)
     t_first, t_last = frames[0].time, frames[-1].time
     period = 1.0 / fps
 
@@ -221,7 +227,7 @@ def state_document(
             objects.append(
                 {
                     "id": obj.id,
-                    "colour": list(sim.colours[obj.id]),
+                    "colour": list(colours[obj.id]),
                     "position_px": [_r(x), _r(y)],
                     "velocity_px_s": [_r(vx), _r(vy)],
                     "in_view": cam.contains(obj.shape),
@@ -243,7 +249,7 @@ def state_document(
         "switch_time_s": _r(CONDITIONING_SECONDS - period),
         "px_per_m": _r(cam.scale),
         "gravity_px_s2": [0.0, _r(9.81 * cam.scale)],
-        "objects": [{"id": oid, "colour": list(c)} for oid, c in sim.colours.items()],
+        "objects": [{"id": oid, "colour": list(c)} for oid, c in colours.items()],
         "static_surfaces": _statics_state(cam, sim.statics),
         "events": events,
         "metric_valid_from_frame": valid_from,
@@ -271,13 +277,20 @@ def _write_jpeg(path: Path, frame: np.ndarray) -> None:
 
 
 def render_take(
-    sim: SimResult, perspective: str, size: tuple[int, int], seed: int, scenario: str, take: int
+    sim: SimResult,
+    perspective: str,
+    size: tuple[int, int],
+    seed: int,
+    scenario: str,
+    take: int,
+    style: str = DEFAULT_STYLE,
 ) -> np.ndarray:
-    """All frames of one take seen from one perspective, ``(T, H, W, 3)`` uint8."""
+    """All frames of one take seen from one perspective in the look ``style``, ``(T, H, W, 3)`` uint8."""
     index = PERSPECTIVES.index(perspective)
     key = zlib.crc32(scenario.encode())
-    cam = camera_for(perspective, size)
-    renderer = FrameRenderer(
+    cam = camera_for(perspective, size, style)
+    renderer = make_renderer(
+        style,
         cam,
         sim.statics,
         sim.colours,
@@ -294,7 +307,13 @@ def simulate(scenario: str, take: int, fps: int, seed: int) -> SimResult:
 
 
 def _build_scenario(
-    root: str, scenario: str, rows: list[Row], fps: int, size: tuple[int, int], seed: int
+    root: str,
+    scenario: str,
+    rows: list[Row],
+    fps: int,
+    size: tuple[int, int],
+    seed: int,
+    style: str = DEFAULT_STYLE,
 ) -> dict[str, str]:
     """Simulate, render and write every file of one scenario; returns ``{relative path: sha256}``."""
     layout = DatasetLayout(root)
@@ -304,8 +323,8 @@ def _build_scenario(
     for take in (1, 2):
         sim = simulate(scenario, take, fps, seed)
         for row in (r for r in rows if r.take == take):
-            cam = camera_for(row.perspective, size)
-            frames = render_take(sim, row.perspective, size, seed, scenario, take)
+            cam = camera_for(row.perspective, size, style)
+            frames = render_take(sim, row.perspective, size, seed, scenario, take, style)
             paths = []
             cond, test = layout.conditioning_video(row, fps), layout.testing_video(row, fps)
             write_video(cond, frames[:n_cond], fps, overwrite=True)
@@ -321,6 +340,7 @@ def _build_scenario(
                     video="testing",
                     first_index=n_cond,
                     metric_from_contact=gate,
+                    style=style,
                 ),
             )
             _write_json(
@@ -334,6 +354,7 @@ def _build_scenario(
                     video="conditioning",
                     first_index=0,
                     metric_from_contact=gate,
+                    style=style,
                 ),
             )
             _write_jpeg(layout.switch_frame(row), frames[n_cond - 1])
@@ -417,6 +438,7 @@ def build_suite(
     size: tuple[int, int] = DEFAULT_SIZE,
     seed: int = 0,
     *,
+    style: str = DEFAULT_STYLE,
     jobs: int | None = None,
     on_scenario_done: Callable[[str, int, int], None] | None = None,
 ) -> DatasetLayout:
@@ -433,6 +455,8 @@ def build_suite(
         fps: One of 8, 16, 24, 30.
         size: ``(width, height)``, even, 16:9.
         seed: Scene variation seed; the same arguments always produce identical frames.
+        style: The look (:data:`physics_iq.synthetic.looks.LOOKS`): framing, room, object colours and
+            patterns, noise and description wording. The physics of a seed is the same in every look.
         jobs: Worker processes (default: CPU count, at most one per scenario; 1 builds in this process).
         on_scenario_done: Called as ``(scenario, done, total)`` after each scenario is written or verified.
 
@@ -444,8 +468,12 @@ def build_suite(
     """
     names = _resolve_scenarios(scenarios)
     fps, size, seed = _validate_arguments(fps, size, seed)
+    if style not in LOOKS:
+        close = difflib.get_close_matches(str(style), list(LOOKS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SuiteError(f"unknown style {style!r}{hint} Known: {', '.join(LOOKS)}")
     root = Path(out_dir)
-    arguments = {"scenarios": names, "fps": fps, "size": list(size), "seed": seed}
+    arguments = {"scenarios": names, "fps": fps, "size": list(size), "seed": seed, "style": style}
     if root.exists() and not root.is_dir():
         raise SuiteError(f"{root}: exists and is not a folder")
     manifest = _read_manifest(root) if root.is_dir() else None
@@ -455,7 +483,8 @@ def build_suite(
             "(choose a new or empty folder)"
         )
     if manifest is not None:
-        old = manifest.get("arguments", {})
+        # Suites written before looks existed were all classic and do not record a style.
+        old = {"style": DEFAULT_STYLE, **manifest.get("arguments", {})}
         if manifest.get("version") != SUITE_VERSION or old != arguments:
             diffs = [
                 f"{k}: {old.get(k)!r} -> {arguments[k]!r}" for k in arguments if old.get(k) != arguments[k]
@@ -473,7 +502,7 @@ def build_suite(
     # leaves it marked incomplete); nothing identical is rewritten, so reusing a suite leaves it untouched.
     if not (manifest and manifest.get("complete")):
         _write_manifest(root, arguments, files, complete=False)
-    rows = suite_rows(names)
+    rows = suite_rows(names, style)
     _atomic_write_text(root / "descriptions.csv", descriptions_text(rows))
     layout = DatasetLayout(root)
     wanted = expected_files(layout, fps)
@@ -507,16 +536,19 @@ def build_suite(
 
     if workers <= 1:
         for name in todo:
-            finished(name, _build_scenario(str(root), name, tasks[name], fps, size, seed))
+            finished(name, _build_scenario(str(root), name, tasks[name], fps, size, seed, style))
     else:
         # spawn: a fresh interpreter per worker, safe with the threads that rich/logging may run here.
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {
-                pool.submit(_build_scenario, str(root), name, tasks[name], fps, size, seed): name
+                pool.submit(_build_scenario, str(root), name, tasks[name], fps, size, seed, style): name
                 for name in todo
             }
             for future in concurrent.futures.as_completed(futures):
                 finished(futures[future], future.result())
-    _write_manifest(root, arguments, files, complete=True)
+    if todo or not (manifest and manifest.get("complete")):
+        # A finished suite reused as it is keeps its manifest byte for byte (one written before looks
+        # existed records no style and stays that way: no style means classic).
+        _write_manifest(root, arguments, files, complete=True)
     return layout

@@ -23,6 +23,7 @@ def preview_sheet(
     seed: int = 0,
     times: Sequence[float] = STRIP_TIMES,
     take: int = 1,
+    style: str = "classic",
 ) -> np.ndarray:
     """Render one row of frames per scenario, labelled with its category and name.
 
@@ -33,6 +34,7 @@ def preview_sheet(
         seed: Suite seed.
         times: Sample times in seconds since the take's start (multiples of 1/8 s).
         take: 1 or 2.
+        style: The look (:data:`physics_iq.synthetic.looks.LOOKS`).
 
     Returns:
         ``(rows * (H + label), len(times) * W, 3)`` uint8 RGB.
@@ -45,7 +47,7 @@ def preview_sheet(
     rows = []
     for name in names:
         sim = simulate(name, take, fps, seed)
-        frames = render_take(sim, perspective, size, seed, name, take)
+        frames = render_take(sim, perspective, size, seed, name, take, style)
         strip = np.concatenate([frames[i] for i in indices], axis=1)
         label = np.full((label_h, strip.shape[1], 3), 245, np.uint8)
         text = f"{SCENARIOS[name].category}: {name}   (t = " + ", ".join(

@@ -1,0 +1,157 @@
+"""Scene-agnostic perception (physics_iq.motion) on scenes whose answer is known: the suite's ground truth.
+
+Two looks of the suite are used, the classic one and the cluttered development look (bright patterned
+wallpaper, posters and ornaments in saturated colours, a checked tablecloth, shaded objects in white, black and
+grey). The held-out evaluation look is never used here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from physics_iq import motion
+from physics_iq.layout import DatasetLayout, Row
+from physics_iq.synthetic import build_suite
+from physics_iq.video import read_video
+
+SCENARIOS = ["synthetic-ball-bounce", "synthetic-two-ball-collision", "synthetic-magnet-repel"]
+
+
+@pytest.fixture(scope="module", params=["classic", "cluttered"])
+def suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DatasetLayout:
+    return build_suite(
+        tmp_path_factory.mktemp(request.param), SCENARIOS, fps=8, seed=1, style=request.param, jobs=1
+    )
+
+
+def _truth(layout: DatasetLayout, row: Row) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """Each object's position at the switch frame and how far it travels in the testing clip (px)."""
+    cond = json.loads(layout.conditioning_video(row, 8).with_suffix(".state.json").read_text())
+    test = json.loads(layout.testing_video(row, 8).with_suffix(".state.json").read_text())
+    at_switch = {o["id"]: tuple(o["position_px"]) for o in cond["frames"][-1]["objects"]}
+    travel = {}
+    for oid, start in at_switch.items():
+        path = [next(o["position_px"] for o in f["objects"] if o["id"] == oid) for f in test["frames"]]
+        travel[oid] = max(math.dist(start, p) for p in path)
+    return at_switch, travel
+
+
+def _match(blob: motion.Blob, at_switch: dict[str, tuple[float, float]]) -> str | None:
+    oid = min(at_switch, key=lambda k: math.dist(at_switch[k], (blob.x, blob.y)))
+    return oid if math.dist(at_switch[oid], (blob.x, blob.y)) <= max(6.0, blob.radius) else None
+
+
+def test_every_object_that_moves_is_found_and_nothing_else_is(suite: DatasetLayout) -> None:
+    for row in suite.take1_rows():
+        prefix, _ = read_video(suite.conditioning_video(row, 8))
+        perception = motion.perceive(prefix, row.description)
+        at_switch, travel = _truth(suite, row)
+        found = {_match(b, at_switch) for b in perception.objects}
+        movers = {oid for oid, d in travel.items() if d > 5}
+        assert movers <= found, (row.scenario, row.perspective, movers - found)
+        # Posters, ornaments, the plant, patterns: nothing that is not a real object becomes one (the one
+        # exception is what the description itself names as a thing: two-ball-collision's wooden block).
+        strays = [b.name for b in perception.objects if _match(b, at_switch) is None]
+        allowed = {"the brown block"} if row.scenario == "synthetic-two-ball-collision" else set()
+        assert set(strays) <= allowed, (row.scenario, row.perspective, strays)
+
+
+def test_what_moved_in_the_prefix_is_told_from_what_was_held(suite: DatasetLayout) -> None:
+    expected_moving = {
+        "synthetic-ball-bounce": set(),  # both balls hang still until the switch frame
+        "synthetic-two-ball-collision": {"ball-red"},  # pushed by the cue; the other ball rests
+        "synthetic-magnet-repel": {"puck-magenta"},
+    }
+    for row in suite.take1_rows():
+        prefix, _ = read_video(suite.conditioning_video(row, 8))
+        perception = motion.perceive(prefix, row.description)
+        at_switch, _ = _truth(suite, row)
+        moving = {_match(b, at_switch) for b in perception.objects if b.moving}
+        assert moving == expected_moving[row.scenario], (row.scenario, row.perspective)
+
+
+def test_objects_are_named_as_the_description_names_them(suite: DatasetLayout) -> None:
+    row = next(r for r in suite.take1_rows() if r.scenario == "synthetic-ball-bounce")
+    prefix, _ = read_video(suite.conditioning_video(row, 8))
+    names = {b.name for b in motion.perceive(prefix, row.description).objects}
+    # classic: "a red rubber ball and a blue clay-like ball"; cluttered: "a white ... and a black ..."
+    assert names in ({"the red ball", "the blue ball"}, {"the white ball", "the black ball"}), names
+
+
+def test_the_floor_is_the_table_top_not_a_stripe_of_the_tablecloth(suite: DatasetLayout) -> None:
+    for row in suite.take1_rows():
+        state = json.loads(suite.testing_video(row, 8).with_suffix(".state.json").read_text())
+        table = next(s for s in state["static_surfaces"] if s["name"] in ("table", "mirror-table"))
+        top = min(y for _, y in table["points_px"])
+        prefix, _ = read_video(suite.conditioning_video(row, 8))
+        assert motion.perceive(prefix, row.description).floor_y == pytest.approx(top, abs=3), row.perspective
+
+
+def test_a_pushed_object_is_tracked_at_its_true_speed(suite: DatasetLayout) -> None:
+    from generators.physics_prior import prefix_velocities
+
+    for row in (r for r in suite.take1_rows() if r.scenario == "synthetic-two-ball-collision"):
+        prefix, _ = read_video(suite.conditioning_video(row, 8))
+        perception = motion.perceive(prefix, row.description)
+        at_switch, _ = _truth(suite, row)
+        cond = json.loads(suite.conditioning_video(row, 8).with_suffix(".state.json").read_text())
+        true_vx = next(o for o in cond["frames"][-1]["objects"] if o["id"] == "ball-red")["velocity_px_s"][0]
+        measured = prefix_velocities(prefix, perception, 8.0)
+        (k,) = [i for i, b in enumerate(perception.objects) if _match(b, at_switch) == "ball-red"]
+        assert measured[k][0] == pytest.approx(true_vx, rel=0.2), row.perspective
+
+
+# ---------------------------------------------------------------------------------------------- words
+
+#: CSS/X11 colour names and the basic colour word a person would use (the namer's calibration reference).
+CSS = {
+    (255, 0, 0): "red", (139, 0, 0): "red", (255, 165, 0): "orange", (255, 215, 0): "yellow",
+    (255, 255, 0): "yellow", (0, 128, 0): "green", (34, 139, 34): "green", (0, 128, 128): "cyan",
+    (64, 224, 208): "cyan", (0, 0, 255): "blue", (0, 0, 128): "blue", (135, 206, 235): "blue",
+    (128, 0, 128): "purple", (255, 0, 255): "magenta", (255, 192, 203): "pink", (255, 105, 180): "pink",
+    (165, 42, 42): "brown", (139, 69, 19): "brown", (160, 82, 45): "brown", (245, 245, 220): "beige",
+    (255, 255, 255): "white", (192, 192, 192): "grey", (128, 128, 128): "grey", (0, 0, 0): "black",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("rgb", "word"), list(CSS.items()), ids=[w for w in CSS.values()])
+def test_colour_words_follow_the_css_names(rgb: tuple[int, int, int], word: str) -> None:
+    assert motion.colour_name(rgb) == word
+
+
+def test_a_shaded_object_is_named_by_its_lit_colour() -> None:
+    # A ball lit from the upper left (Lambert shading over its disc, ambient 0.45) with a highlight.
+    ys, xs = np.mgrid[-1:1:41j, -1:1:41j]
+    inside = xs**2 + ys**2 < 1
+    nz = np.sqrt(np.clip(1 - xs**2 - ys**2, 0, 1))
+    light = np.clip(-0.45 * xs - 0.55 * ys + 0.7 * nz, 0, 1)
+    shade = (0.45 + 0.65 * light)[inside, None] + 150 / 236 * light[inside, None] ** 24
+    for albedo, word in (((236, 234, 226), "white"), ((38, 38, 42), "black"), ((150, 104, 62), "brown")):
+        pixels = np.clip(shade * np.array(albedo), 0, 255).astype(np.uint8)
+        assert motion.object_colour(pixels) == word
+
+
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [
+        (
+            "Two pillows on a table and two grabber tools hanging above them from which a brown tennis ball and "
+            "an orange block are suspended. The grabber tools let go of the ball and block.",
+            ["brown ball", "orange block"],
+        ),
+        (
+            "A simple ramp made of cardboard propped up by a blue block on a light-colored wooden table. There's a "
+            "black pipe to the left of the frame and a yellow tennis ball rolls out of the pipe towards the ramp.",
+            ["blue block", "yellow ball"],
+        ),
+        ("A light-colored wooden tabletop with two pipes at the edges. A blue ball rolls.", ["blue ball"]),
+        ("Six thin black dominoes stand in a line. A stick knocks the first domino.", ["black domino"]),
+    ],
+    ids=["official-ball-and-block", "official-ramp", "official-pipes", "dominoes"],
+)
+def test_mentions_read_official_style_descriptions(text: str, labels: list[str]) -> None:
+    assert [m.label for m in motion.mentions(text)] == labels
