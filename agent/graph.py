@@ -77,7 +77,9 @@ class LoopSettings:
     Attributes:
         n_seeds: Attempts per loop.
         max_loops: Loop budget.
-        seed: Base seed; attempt seeds are ``seed + k``, the same in every loop so loops differ by prompt only.
+        seed: Base seed. Loop ``l`` (1-based) draws seeds ``seed + (l - 1) * n_seeds + k``: every loop tries new
+            seeds, so the refinement and its equal-budget best-of-N baseline (one loop of ``max_loops x
+            n_seeds`` seeds from ``seed``) spend exactly the same seeds and differ only by the prompts.
         similarity_stop: Stop when a rewrite is at least this similar to the previous prompt (difflib ratio).
         plateau: Stop when the loop's best critic score improves by less than this over the best so far.
     """
@@ -102,6 +104,8 @@ class LoopContext:
         selector: The honest ensemble selector (:mod:`agent.selection`; the critic's ranking by default).
         label: Names this variant of the loop in its output files and events (``""`` for the refinement
             itself, ``"best_of_n"`` for the equal-budget baseline).
+        expectations: Give the generator the prediction's structured per-object expectations
+            (``request.context["expectations"]``): only for generators that read them (the physics prior).
         score: Optional ``(take1_id, attempts) -> scores dict`` (the Physics-IQ evaluator, when ground truth
             exists); must label oracle numbers as such.
         trace: Optional callback receiving node events (``dict``) for the run's JSONL trace.
@@ -114,6 +118,7 @@ class LoopContext:
     settings: LoopSettings = field(default_factory=LoopSettings)
     selector: Selector = field(default_factory=CriticSelector)
     label: str = ""
+    expectations: bool = False
     score: Callable[[int, list[Attempt]], dict[str, Any]] | None = None
     trace: Callable[[dict[str, Any]], None] | None = None
 
@@ -125,12 +130,22 @@ class LoopContext:
 Rt = Runtime[LoopContext]
 
 
-def attempt_key(generator_id: str, scene: Scene, prompt: str, seed: int, negative_prompt: str = "") -> str:
-    """Content hash naming an attempt: same inputs, same file (a negative prompt, when there is one, counts)."""
+def attempt_key(
+    generator_id: str,
+    scene: Scene,
+    prompt: str,
+    seed: int,
+    negative_prompt: str = "",
+    expectations: list[dict[str, Any]] | None = None,
+) -> str:
+    """Content hash naming an attempt: same inputs, same file (a negative prompt and the structured
+    expectations, when the generator gets them, count)."""
     digest = hashlib.sha256()
     parts = [generator_id, scene.mode, f"{scene.fps:g}", str(scene.num_frames), str(seed), prompt]
     if negative_prompt:
         parts.append("negative:" + negative_prompt)
+    if expectations:
+        parts.append("expectations:" + json.dumps(expectations, sort_keys=True))
     for part in parts:
         digest.update(part.encode())
         digest.update(b"\0")
@@ -186,8 +201,9 @@ def send_generate(state: LoopState, runtime: Rt) -> list[Send]:
                 take1_id=state["take1_id"],
                 loop_index=loop,
                 prompt=state["prompt"],
-                seed=settings.seed + k,
+                seed=settings.seed + (loop - 1) * settings.n_seeds + k,
                 negative_prompt=state.get("negative_prompt", ""),
+                expectations=state.get("expectations", []) if runtime.context.expectations else [],
             ),
         )
         for k in range(settings.n_seeds)
@@ -261,6 +277,7 @@ def predict(state: LoopState, runtime: Rt) -> dict[str, Any]:
         "loop_index": 1,
         "prompt": prediction.prompt,
         "negative_prompt": prediction.negative_prompt,
+        "expectations": [e.model_dump() for e in prediction.expectations],
         "prompt_history": [prediction.prompt],
     }
 
@@ -296,9 +313,10 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
     ctx = runtime.context
     take1_id, loop, prompt, seed = task["take1_id"], task["loop_index"], task["prompt"], task["seed"]
     negative = task.get("negative_prompt", "")
+    expectations = task.get("expectations", [])
     scene = ctx.scenes.scene(take1_id)
     folder = ctx.scenes.scenario_dir(take1_id)
-    key = attempt_key(ctx.generator_id, scene, prompt, seed, negative)
+    key = attempt_key(ctx.generator_id, scene, prompt, seed, negative, expectations)
     path = folder / "attempts" / f"{key}.mp4"
     error = ""
     if path.is_file():
@@ -312,7 +330,10 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
             num_frames=scene.num_frames,
             mode="v2v" if scene.mode == "v2v" else "i2v",
             negative_prompt=negative,
-            context=ctx.scenes.context(take1_id),
+            context={
+                **ctx.scenes.context(take1_id),
+                **({"expectations": expectations} if expectations else {}),
+            },
         )
         started = time.perf_counter()
         try:
@@ -436,6 +457,7 @@ def rewrite(state: LoopState, runtime: Rt) -> dict[str, Any]:
         "loop_index": loop + 1,
         "prompt": new.prompt,
         "negative_prompt": new.negative_prompt,
+        "expectations": [e.model_dump() for e in new.expectations],
         "prompt_history": [*state.get("prompt_history", []), new.prompt],
     }
 

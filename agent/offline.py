@@ -163,11 +163,11 @@ class OfflineReasoner:
         cached = self._views.get(id(scene))
         if cached is not None and cached[0] is scene:
             return cached[1]
-        perception = motion.perceive(scene.prefix, scene.description, scene.fps)
+        perception = scene.perception
         objects = perception.objects
         before: dict[str, motion.ObjectMotion] = {}
         if scene.mode == "v2v" and len(scene.prefix) >= 3 and objects:
-            for m in motion.prefix_summary(scene.prefix, scene.fps, perception).objects:
+            for m in scene.prefix_motion.objects:
                 before[m.name] = m
         images = motion.mirror_images(objects, perception.floor_y)
         let_go = motion.released(scene.description, objects)

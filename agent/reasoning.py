@@ -54,7 +54,10 @@ class Scene:
         fps: Frame rate.
         num_frames: Frames to generate after the switch frame.
         prefix: ``(P, H, W, 3)`` uint8 (P == 1 for i2v).
-        prefix_motion: Tracker summary of the prefix (objects referenced to the switch frame).
+
+    What is perceived in the prefix (:func:`physics_iq.motion.perceive`: the objects that move or that the
+    description names, the background, the floor and supports) is computed once, on first use, and shared by
+    the critic, the tie-break and the grounding text.
     """
 
     description: str
@@ -62,26 +65,32 @@ class Scene:
     fps: float
     num_frames: int
     prefix: np.ndarray
-    prefix_motion: motion.MotionSummary
+
+    @functools.cached_property
+    def perception(self) -> motion.Perception:
+        """The switch frame's objects, background and static geometry."""
+        return motion.perceive(self.prefix, self.description, self.fps)
 
     @functools.cached_property
     def switch_blobs(self) -> list[motion.Blob]:
-        """The objects of the switch frame (the reference for tracking continuations).
+        """The objects of the switch frame (the reference for tracking continuations)."""
+        return list(self.perception.objects)
 
-        Cached: every critique, tie-break and rule reads them, and detection runs on a full frame.
-        """
-        return motion.detect_objects(self.prefix[-1])[0]
+    @functools.cached_property
+    def prefix_motion(self) -> motion.MotionSummary:
+        """How the perceived objects moved up to the switch frame."""
+        return motion.prefix_summary(self.prefix, self.fps, self.perception)
 
     def attempt_motion(self, frames: np.ndarray) -> motion.MotionSummary:
         """Tracker summary of a continuation, its frame 0 being the switch frame (so names match)."""
         clip = np.concatenate([self.prefix[-1:], frames])
-        return motion.summarise(clip, self.fps, reference=self.switch_blobs)
+        p = self.perception
+        return motion.summarise(clip, self.fps, p.objects, p.labels, p.background, p.floor_y)
 
 
 def make_scene(description: str, mode: str, fps: float, num_frames: int, prefix: np.ndarray) -> Scene:
-    """Build a :class:`Scene`, tracking the prefix's objects."""
-    blobs = motion.detect_objects(prefix[-1])[0]
-    return Scene(description, mode, fps, num_frames, prefix, motion.summarise(prefix, fps, reference=blobs))
+    """Build a :class:`Scene` (what is in it is perceived on first use)."""
+    return Scene(description, mode, fps, num_frames, prefix)
 
 
 @dataclass(frozen=True)

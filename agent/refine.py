@@ -73,7 +73,7 @@ class Refinement:
         self.scenes = SceneStore(config)
         self.pairs = self.scenes.pairs
         self.prompts = PromptSet(config.prompt_set)
-        generator_class = GENERATORS.resolve(config.generator)
+        generator_class = self.generator_class = GENERATORS.resolve(config.generator)
         self.meter = UsageMeter(Path(run_dir) / "usage.json")
         self.gate = BackendGate()
         # self.trace writes to the run directory opened below; the reasoner calls it only once the run runs.
@@ -138,15 +138,17 @@ class Refinement:
             scenes=self.scenes,
             settings=LoopSettings(n_seeds=config.seeds, max_loops=config.loops, seed=config.seed),
             selector=self.selector,
+            expectations=bool(getattr(self.generator_class, "reads_expectations", False)),
             score=self.scorer,
             trace=self.trace,
         )
 
-    def baseline_context(self, context: LoopContext) -> LoopContext:
-        """The equal-budget baseline: one loop of ``loops x seeds`` seeds from the loop-1 prompt, the same
-        selector. Its first ``seeds`` attempts are the refinement's loop-1 attempts (same content hash)."""
-        budget = self.config.loops * self.config.seeds
-        settings = replace(context.settings, n_seeds=budget, max_loops=1)
+    def baseline_context(self, context: LoopContext, budget: int) -> LoopContext:
+        """The equal-budget baseline: one loop of ``budget`` seeds (the generations the refinement made for the
+        scenario: loops run x seeds) from the loop-1 prompt, the same selector. It draws the seeds the
+        refinement drew, so its first ``seeds`` attempts are the refinement's loop-1 attempts (same content
+        hash) and the rest differ from the refinement's only by the prompt."""
+        settings = replace(context.settings, n_seeds=max(budget, 1), max_loops=1)
         return replace(context, settings=settings, label=BEST_OF_N)
 
     # -- the run -------------------------------------------------------------------------------------------
@@ -161,18 +163,24 @@ class Refinement:
         values = self._run_thread(graph, pair, context, LoopState(take1_id=pair.take1.id))
         if values is None or not self.best_of_n or not values.get("prompt_history"):
             return values, None
+        negative, expectations = self._first_prediction(pair.take1.id)
         first = LoopState(
             take1_id=pair.take1.id,
             prompt=values["prompt_history"][0],
-            negative_prompt=self._first_negative_prompt(pair.take1.id),
+            negative_prompt=negative,
+            expectations=expectations,
         )
-        return values, self._run_thread(graph, pair, self.baseline_context(context), first)
+        budget = len(values.get("attempts", []))  # every generation the refinement made, failed ones too
+        return values, self._run_thread(graph, pair, self.baseline_context(context, budget), first)
 
-    def _first_negative_prompt(self, take1_id: int) -> str:
+    def _first_prediction(self, take1_id: int) -> tuple[str, list[dict[str, Any]]]:
+        """Loop 1's negative prompt and expectations (none when the prediction failed: the fallback prompt
+        has neither)."""
         saved = self.scenes.scenario_dir(take1_id) / "loop_1" / "prediction.json"
-        if not saved.is_file():  # the prediction failed: the fallback prompt has no negative prompt
-            return ""
-        return str(json.loads(saved.read_text(encoding="utf-8")).get("negative_prompt", ""))
+        if not saved.is_file():
+            return "", []
+        prediction = json.loads(saved.read_text(encoding="utf-8"))
+        return str(prediction.get("negative_prompt", "")), list(prediction.get("expectations", []))
 
     def _run_thread(
         self,

@@ -48,6 +48,7 @@ class LoopState(TypedDict, total=False):
     loop_index: int
     prompt: str
     negative_prompt: str
+    expectations: list[dict[str, Any]]
     prompt_history: list[str]
     attempts: Annotated[list[Attempt], operator.add]
     critiques: Annotated[list[CritiqueRecord], operator.add]
@@ -66,3 +67,4 @@ class GenerateTask(TypedDict):
     prompt: str
     seed: int
     negative_prompt: NotRequired[str]
+    expectations: NotRequired[list[dict[str, Any]]]

@@ -9,8 +9,9 @@ rows, then the score formula) for each variant:
 - ``oracle``: per scenario the attempt with the best Physics-IQ against ground truth — an upper bound, never
   an honest result;
 - ``static``: the switch frame repeated (baseline);
-- ``best_of_n``: the same selector over ``loops x seeds`` loop-1 attempts (the loop-1 prompt, more seeds, no
-  refinement): what the same number of generations gives without refining (when the run has the baseline);
+- ``best_of_n``: the same selector over as many loop-1-prompt attempts as the refinement generated for the
+  scenario (loops run x seeds; the same seeds, no refinement): what the same generations give without
+  refining (when the run has the baseline);
 - ``physical_variance``: take 1 against take 2.
 
 And the accounting that separates what refining adds from what choosing adds:

@@ -103,7 +103,9 @@ class Generator(Protocol):
     """Turns (prefix, prompt, seed) into a continuation. Loads its model once, in ``__init__``.
 
     A generator class may also declare ``concurrent_safe = True`` (its instances may serve overlapping calls;
-    undeclared means one call at a time, see ``agent.pool``) and ``prompt_style`` (a :class:`PromptStyle`).
+    undeclared means one call at a time, see ``agent.pool``), ``prompt_style`` (a :class:`PromptStyle`) and
+    ``reads_expectations = True`` (it reads the predicted per-object expectations from
+    ``request.context["expectations"]``; they are then part of each attempt's identity).
     """
 
     name: str

@@ -559,25 +559,32 @@ _HEADING = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down":
 
 
 def _apply_expectation(said: Said, item: Mapping[str, Any]) -> None:
-    """Structured numbers from the caller override what the words said."""
+    """Structured numbers from the caller fill in what the words left open; the words win where they spoke.
+
+    The prompt is what every video model reads, and its sentences are the VLM's considered statement; the
+    classes of the structured fields are coarse (three speeds, three bounces), so they complement the words
+    instead of overriding them.
+    """
+    spoke = said.still or said.falls or said.moves or said.free or said.swings
     motion_kind = str(item.get("motion", "")).lower()
-    if motion_kind == "still":
-        said.still = True
-    elif motion_kind == "falling":
-        said.falls = True
-    elif motion_kind in ("moving", "rolling", "sliding", "swinging", "rising"):
-        said.moves = True
+    if not spoke:
+        if motion_kind == "still":
+            said.still = True
+        elif motion_kind == "falling":
+            said.falls = True
+        elif motion_kind in ("moving", "rolling", "sliding", "swinging", "rising"):
+            said.moves = True
     heading = str(item.get("direction", "none")).lower()
-    if heading in _HEADING:
+    if heading in _HEADING and said.heading is None:
         said.heading = heading
     speed = str(item.get("speed", "")).lower()
-    if speed in _SPEED_CLASS and said.moves:
+    if speed in _SPEED_CLASS and said.moves and said.speed is None:
         said.speed = _SPEED_CLASS[speed]
     bounce = str(item.get("bounce", "")).lower()
-    if bounce in _BOUNCE_CLASS:
+    if bounce in _BOUNCE_CLASS and said.bounce is None:
         said.bounce = _BOUNCE_CLASS[bounce]
     friction = str(item.get("friction", "")).lower()
-    if friction in _FRICTION_CLASS:
+    if friction in _FRICTION_CLASS and said.keep is None:
         said.keep = _FRICTION_CLASS[friction]
 
 
@@ -627,6 +634,8 @@ class PhysicsPriorGenerator:
     #: Each call builds its own pymunk space and frames: instances may be called from several threads.
     concurrent_safe = True
     prompt_style = PromptStyle(words=(20, 80), note="An offline physics stand-in that reads plain sentences.")
+    #: Numbers the words leave open come from the prediction's structured expectations.
+    reads_expectations = True
 
     def __init__(
         self,

@@ -1571,7 +1571,8 @@ class MotionSummary:
         ]
         for m in self.objects:
             vx, vy = m.velocity
-            words_ = [f"{m.name}: at the end moving {_direction(vx, vy)}"]
+            heading = _direction(vx, vy)
+            words_ = [f"{m.name}: at the end " + ("still" if heading == "still" else f"moving {heading}")]
             if _direction(vx, vy) != "still":
                 words_.append(f"at {math.hypot(vx, vy):.0f} px/s (vx={vx:.0f}, vy={vy:.0f})")
             if m.gravity is not None:

@@ -287,7 +287,7 @@ def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
     Crashing at every checkpoint write of a two-loop scenario covers that window at each step."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    config = RunConfig(dataset=str(suite), fps=8, loops=2, seeds=1, scenarios=["2"])
+    config = RunConfig(dataset=str(suite), fps=8, loops=2, seeds=1, scenarios=["5"])  # a view that rewrites
     real_put = SqliteSaver.put
     calls = {"n": 0, "crash_at": 0}
 

@@ -463,7 +463,9 @@ def test_motion_grounding_reaches_the_critique_prompt_only_when_enabled(
     prefix, _ = read_video(moving_suite.conditioning_video(row, 8))
     scene = make_scene(row.description, "v2v", 8.0, 40, prefix)
     prefix_text = scene.prefix_motion.grounding_text("before the switch frame")
-    assert "(red): at the end moving right, at 4" in prefix_text  # a real measurement, not "no objects"
+    assert (
+        "the red ball: at the end moving right, at 4" in prefix_text
+    )  # a real measurement, not "no objects"
 
     answer_by_role(server, [])
     refine(moving_suite, server, tmp_path / "run", grounding=grounding)
@@ -472,7 +474,7 @@ def test_motion_grounding_reaches_the_critique_prompt_only_when_enabled(
     critique = texts["Critique"]
     (attempt,) = (tmp_path / "run").glob("scenarios/*/attempts/*.mp4")
     attempt_text = scene.attempt_motion(read_video(attempt)[0]).grounding_text("generated continuation")
-    assert "(red)" in attempt_text and "(blue)" in attempt_text
+    assert "the red ball" in attempt_text and "the blue ball" in attempt_text
     assert (prefix_text in critique) is grounding
     assert (attempt_text in critique) is grounding  # and the attempt's own tracker summary
     assert ("Measured motion" in critique) is grounding

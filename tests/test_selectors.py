@@ -147,21 +147,25 @@ def test_the_summary_separates_refinement_from_selection(small_run: Path) -> Non
     assert summary["config"]["best_of_n_baseline"] is None  # auto: on for the offline stack
     assert overall["refinement_gain"] == round(overall["honest_ensemble"] - overall["best_of_n"], 2)
     assert overall["selection_gain"] == round(overall["best_of_n"] - overall["loop_1"], 2)
-    assert 0.0 <= overall["selection_accuracy"] <= 1.0 and overall["selection_pairs"] >= 1
-    for entry in summary["scenarios"]:
-        assert entry["best_of_n_generations"] == 2 * 2  # exactly loops x seeds generations
-        pick = entry["best_of_n_pick"]
-        assert pick["selector_name"] == "critic" and pick["loop"] == 1 and pick["candidates"] <= 4
+    pairs = overall["selection_pairs"]
+    assert pairs >= 0 and (overall["selection_accuracy"] is None) == (pairs == 0)
     trace = [json.loads(line) for line in (small_run / "run" / "trace.jsonl").read_text().splitlines()]
-    extra = [
-        e
-        for e in trace
-        if e["node"] == "generate" and e.get("variant") == "best_of_n" and not e.get("reused")
-    ]
-    reused = [
-        e for e in trace if e["node"] == "generate" and e.get("variant") == "best_of_n" and e.get("reused")
-    ]
-    assert len(extra) == 2 * (2 * 2 - 2) and len(reused) == 2 * 2  # seeds 0-1 are the loop-1 attempts
+    for entry in summary["scenarios"]:
+        # Exactly the generations the refinement made (loops run x seeds), with the refinement's seeds.
+        assert entry["best_of_n_generations"] == entry["attempts"] == 2 * entry["loops"]
+        pick = entry["best_of_n_pick"]
+        assert (
+            pick["selector_name"] == "critic"
+            and pick["loop"] == 1
+            and pick["candidates"] == entry["attempts"]
+        )
+        take1_id = int(entry["scenario"][:4])
+        mine = [e for e in trace if e["node"] == "generate" and e["take1_id"] == take1_id]
+        refined = sorted(e["seed"] for e in mine if not e.get("variant"))
+        baseline = sorted(e["seed"] for e in mine if e.get("variant") == "best_of_n")
+        assert refined == baseline == list(range(entry["attempts"]))  # each loop draws new seeds
+        reused = [e for e in mine if e.get("variant") == "best_of_n" and e.get("reused")]
+        assert len(reused) == 2  # seeds 0-1 with the loop-1 prompt are the refinement's loop-1 attempts
 
 
 def test_rank_reproduces_the_runs_pick_and_never_reads_ground_truth(small_run: Path, tmp_path: Path) -> None:
