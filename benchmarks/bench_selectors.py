@@ -277,7 +277,7 @@ def section_quality(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"\nselection quality on look {args.style or 'classic'}, suite seed {args.suite_seed}, {args.mode}, "
         f"{args.loops} loops x {args.seeds} seeds: loop 1 {overall['loop_1']}, best of N {best_of_n} "
-        f"(critic over {args.loops * args.seeds} loop-1 attempts), oracle {oracle}"
+        f"(the run's selector over as many loop-1 attempts as the refinement made), oracle {oracle}"
     )
     print(f"{'selector':<48}{'pick':>8}{'pairs right':>14}{'gap closed':>12}")
     rows: dict[str, Any] = {}
