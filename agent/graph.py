@@ -337,7 +337,8 @@ def generate(task: GenerateTask, runtime: Rt) -> dict[str, Any]:
         )
         started = time.perf_counter()
         try:
-            video = ctx.generators.generate(request, label=f"#{take1_id} loop {loop} seed {seed}")
+            variant = f" {ctx.label}" if ctx.label else ""
+            video = ctx.generators.generate(request, label=f"#{take1_id}{variant} loop {loop} seed {seed}")
             record = {"prompt": prompt, "seed": seed, **dict(video.metadata)}
             if negative:
                 record["negative_prompt"] = negative

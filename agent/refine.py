@@ -96,29 +96,33 @@ class Refinement:
         # before a generator is loaded or anything is spent.
         self.backend_check = check_reasoner(self.reasoner)
         self.executor = make_executor(self.limits)
-        self.generators = self.executor.generator_pool(
-            generator_class, parse_options(config.generator_options), config.seeds
-        )
-        self.run = RunDir(run_dir, config)
-        self.resumed = self.run.open(
-            {
-                "prompt_set": self.prompts.record(),
-                "packages": package_versions(),
-                "git_commit": git_commit(Path(__file__).resolve().parent),
-                "reasoner": config.vlm,
-                "selector": {"spec": config.selector, "describe": self.selector.describe()},
-                "offline_note": "offline critic and physics-prior generator are not neural models"
-                if config.vlm == "offline" or config.generator == "physics-prior"
-                else "",
-            }
-        )
-        self.scenes.run = self.run
-        self.scorer = AttemptScorer(self.scenes, self.run.root / "cache") if config.score else None
-        self.budget = Budget(self.limits, self.meter, gate=self.gate)
-        # Limits may change between invocations (a rerun with a larger budget resumes): record each one.
-        (self.run.root / "limits.json").write_text(
-            json.dumps(self.limits.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
-        )
+        try:
+            self.generators = self.executor.generator_pool(
+                generator_class, parse_options(config.generator_options), config.seeds
+            )
+            self.run = RunDir(run_dir, config)
+            self.resumed = self.run.open(
+                {
+                    "prompt_set": self.prompts.record(),
+                    "packages": package_versions(),
+                    "git_commit": git_commit(Path(__file__).resolve().parent),
+                    "reasoner": config.vlm,
+                    "selector": {"spec": config.selector, "describe": self.selector.describe()},
+                    "offline_note": "offline critic and physics-prior generator are not neural models"
+                    if config.vlm == "offline" or config.generator == "physics-prior"
+                    else "",
+                }
+            )
+            self.scenes.run = self.run
+            self.scorer = AttemptScorer(self.scenes, self.run.root / "cache") if config.score else None
+            self.budget = Budget(self.limits, self.meter, gate=self.gate)
+            # Limits may change between invocations (a rerun with a larger budget resumes): record each one.
+            (self.run.root / "limits.json").write_text(
+                json.dumps(self.limits.model_dump(mode="json"), indent=2, sort_keys=True), encoding="utf-8"
+            )
+        except BaseException:
+            self.executor.close()  # a Ray executor's actors hold GPUs: do not leave them to the process's end
+            raise
 
     def name(self, take1_id: int) -> str:
         return self.scenes.name(take1_id)
