@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -256,15 +257,22 @@ class FrameRenderer:
             draw_shape(img, self.cam, obj.shape, self.colours[obj.id])
         for item in frame.decor_above:
             _draw_decor(img, self.cam, item)
-        pick = int(self.noise_rng.integers(0, _NOISE_BANK * 4))
-        noise = self.noise[pick // 4]
-        if pick & 1:
-            noise = noise[::-1]
-        if pick & 2:
-            noise = noise[:, ::-1]
-        img *= self.light
-        img += noise
-        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        return finish(img, self.light, self.noise, self.noise_rng)
+
+
+def finish(img: np.ndarray, light: Any, noise_bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Light falloff, then one of the bank's sensor-noise fields (flipped by the draw, so 4x as many differ),
+    rounded to uint8. ``img`` (float32) is changed in place. The draw comes from ``rng`` alone, so a frame's
+    noise does not depend on what else was rendered."""
+    pick = int(rng.integers(0, len(noise_bank) * 4))
+    noise = noise_bank[pick // 4]
+    if pick & 1:
+        noise = noise[::-1]
+    if pick & 2:
+        noise = noise[:, ::-1]
+    img *= light
+    img += noise
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 _MUTED_NAMES = {colour: name for name, colour in MUTED.items()}
@@ -453,15 +461,7 @@ class StyledRenderer:
             self._paint_object(img, obj, self.look.objects[obj.id])
         for item in frame.decor_above:
             self._decor(img, item)
-        pick = int(self.noise_rng.integers(0, len(self.noise) * 4))
-        noise = self.noise[pick // 4]
-        if pick & 1:
-            noise = noise[::-1]
-        if pick & 2:
-            noise = noise[:, ::-1]
-        img *= self.light
-        img += noise
-        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        return finish(img, self.light, self.noise, self.noise_rng)
 
 
 def make_renderer(
