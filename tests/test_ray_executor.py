@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.workflow_runs import kill_after_first_attempt
+
 ray = pytest.importorskip(
     "ray", reason="the Ray executor needs the [ray] extra: pip install 'physrefine[ray]'"
 )
@@ -304,18 +306,7 @@ def test_a_killed_driver_resumes_on_the_cluster(
         stderr=subprocess.DEVNULL,
         env=_env(),
     )
-    deadline = time.monotonic() + 120
-    try:
-        while not list(run_dir.glob("scenarios/*/attempts/*.mp4")):
-            assert proc.poll() is None, "refine ended before it could be killed"
-            assert time.monotonic() < deadline, "no attempt written within 120 s"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (run_dir / "summary.json").exists(), "the run finished before the kill; nothing was tested"
-    survivors = {p: p.stat().st_mtime_ns for p in run_dir.glob("scenarios/*/attempts/*.mp4")}
+    survivors = kill_after_first_attempt(proc, run_dir, 120)
     _wait_gone([pid for _, pid in _markers(stand_in)])
 
     summary = json.loads(_invoke([*args, "--json"]))  # this process is connected to the same cluster

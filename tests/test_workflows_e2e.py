@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.workflows.rundata import VARIANTS
+from tests.workflow_runs import kill_after_first_attempt
 
 SCENARIOS = "synthetic-ball-bounce,synthetic-two-ball-collision"
 
@@ -60,18 +59,7 @@ def test_refine_kill_resume_compare_submit_score_report(tmp_path):
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    deadline = time.monotonic() + 60
-    try:
-        while not list(run_a.glob("scenarios/*/attempts/*.mp4")):
-            assert proc.poll() is None, "refine ended before it could be killed"
-            assert time.monotonic() < deadline, "no attempt written within 60 s"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (run_a / "summary.json").exists(), "the run finished before the kill; nothing was tested"
-    survivors = {p: p.stat().st_mtime_ns for p in run_a.glob("scenarios/*/attempts/*.mp4")}
+    survivors = kill_after_first_attempt(proc, run_a, 60)
     assert survivors
 
     # 2. resume: same command; attempts made before the kill are reused, not regenerated

@@ -70,3 +70,23 @@ def write_run(
         )
     (root / "summary.json").write_text(json.dumps({"scenarios": entries, "overall": {}}), encoding="utf-8")
     return root
+
+
+def kill_after_first_attempt(proc: Any, run_dir: Path, seconds: float = 60) -> dict[Path, int]:
+    """SIGKILL a running ``refine`` subprocess as soon as its first attempt file exists; check it really was
+    killed mid-run, and return the attempt files that survived with their mtimes."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    try:
+        while not list(run_dir.glob("scenarios/*/attempts/*.mp4")):
+            assert proc.poll() is None, "refine ended before it could be killed"
+            assert time.monotonic() < deadline, f"no attempt written within {seconds:g} s"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "summary.json").exists(), "the run finished before the kill; nothing was tested"
+    return {p: p.stat().st_mtime_ns for p in run_dir.glob("scenarios/*/attempts/*.mp4")}
