@@ -42,6 +42,7 @@ from langgraph.types import Command, RetryPolicy, Send, interrupt
 from agent.budget import BackendDown, scenario_scope
 from agent.pool import GeneratorPool
 from agent.reasoning import Reasoner, RewriteContext, Scene, fallback_prediction
+from agent.runs import write_json
 from agent.schemas import Critique, Prediction, ReplyParseError, Rewrite
 from agent.selection import (
     Candidate,
@@ -151,14 +152,6 @@ def attempt_key(
         digest.update(b"\0")
     digest.update(hashlib.sha256(np.ascontiguousarray(scene.prefix[-1]).tobytes()).digest())
     return digest.hexdigest()[:20]
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
 
 
 def loop_attempts(state: LoopState, loop: int) -> list[Attempt]:

@@ -41,6 +41,14 @@ _PACKAGES = (
 )
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
 class RunConfigError(ValueError):
     """A run directory holds a run made with a different configuration."""
 

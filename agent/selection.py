@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, cast
 
+from agent.runs import write_json
+
 T = TypeVar("T")
 Winner = Literal["A", "B"]
 R = TypeVar("R", bound=Mapping[str, Any])
@@ -276,7 +278,7 @@ class JudgeSelector:
                 winner = json.loads(out.read_text(encoding="utf-8"))["winner"]
             else:
                 verdict = judge(context.scene, context.frames(a.path), context.frames(b.path))
-                _write_json(out, verdict.model_dump())
+                write_json(out, verdict.model_dump())
                 winner = verdict.winner
             context.emit(node="judge", a=a.path, b=b.path, winner=winner)
             return cast(Winner, winner)
@@ -288,13 +290,6 @@ class JudgeSelector:
             for b in log
         ]
         return Ranking(order, critic.unranked, {"bouts": bouts})
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
 
 
 class VerifierSelector:
@@ -330,7 +325,7 @@ class VerifierSelector:
             clips = [ClipInput(context.prefix, context.frames(c.path), context.fps, mode) for c in todo]
             for c, result in zip(todo, self.verifier.score_many(clips), strict=True):
                 out[c.path] = result.to_dict()
-                _write_json(Path(c.path).with_suffix(f".verify-{self.name}.json"), out[c.path])
+                write_json(Path(c.path).with_suffix(f".verify-{self.name}.json"), out[c.path])
         return out
 
     def rank(self, candidates: Sequence[Candidate], context: SelectionContext) -> Ranking:

@@ -159,3 +159,20 @@ def write_generated_folder(
         else:
             raise ValueError(f"unknown source {source!r}; expected take1, take2 or switch")
     return out_dir
+
+
+def parity_models(root: Path) -> tuple[DatasetLayout, dict[str, Path]]:
+    """The three "models" the parity tests score on a 3-scenario dataset: take 2 (``take2``), the switch frame
+    held (``switch``) and take 1 replayed 4 frames late (``late``)."""
+    from physics_iq.video import read_video
+
+    layout = build_tiny_dataset(root / "ds", n_scenarios=3, fps=8)
+    gens = {src: write_generated_folder(layout, root / src, source=src) for src in ("take2", "switch")}
+    late = root / "late"
+    late.mkdir()
+    for pair in layout.pairs():
+        frames, _ = read_video(layout.testing_video(pair.take1, 8))
+        held = np.concatenate([np.repeat(frames[:1], 4, axis=0), frames[:-4]])
+        write_video(late / pair.take1.generated_video_name, held, 8)
+    gens["late"] = late
+    return layout, gens

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 
 from physics_iq.evaluate import Evaluator
-from physics_iq.video import read_video, write_video
-from tests.datasets import build_tiny_dataset, write_generated_folder
+from tests.datasets import parity_models
 
 DATA = json.loads((Path(__file__).parent / "data" / "official_parity.json").read_text())
 # Same encoder and decoder as when the numbers were recorded: the videos are byte-identical and compat mode
@@ -24,15 +22,7 @@ TOL = 1e-9 if SAME_BUILD else 0.01
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("parity")
-    layout = build_tiny_dataset(root / "ds", n_scenarios=3, fps=8)
-    gens = {src: write_generated_folder(layout, root / src, source=src) for src in ("take2", "switch")}
-    late = root / "late"
-    late.mkdir()
-    for pair in layout.pairs():
-        frames, _ = read_video(layout.testing_video(pair.take1, 8))
-        held = np.concatenate([np.repeat(frames[:1], 4, axis=0), frames[:-4]])
-        write_video(late / pair.take1.generated_video_name, held, 8)
-    gens["late"] = late
+    layout, gens = parity_models(root)
     return layout, gens
 
 

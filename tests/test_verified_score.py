@@ -26,8 +26,7 @@ from physics_iq.scoring import (
     verified_sample,
     verified_terms,
 )
-from physics_iq.video import read_video, write_video
-from tests.datasets import build_tiny_dataset, write_generated_folder
+from tests.datasets import parity_models
 
 EPS = 1e-8
 
@@ -153,15 +152,7 @@ def official_verified(results_csv: Path, round_frames: bool = True) -> dict[str,
 @pytest.fixture(scope="module")
 def scored_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("verified-parity")
-    layout = build_tiny_dataset(root / "ds", n_scenarios=3, fps=8)
-    gens = {src: write_generated_folder(layout, root / src, source=src) for src in ("take2", "switch")}
-    late = root / "late"
-    late.mkdir()
-    for pair in layout.pairs():
-        frames, _ = read_video(layout.testing_video(pair.take1, 8))
-        held = np.concatenate([np.repeat(frames[:1], 4, axis=0), frames[:-4]])
-        write_video(late / pair.take1.generated_video_name, held, 8)
-    gens["late"] = late
+    layout, gens = parity_models(root)
     return root, layout, gens
 
 
