@@ -97,6 +97,8 @@ class _Expect:
     slope: str = ""  # let go on a slope: "right" or "left", the way down
     tether: str = ""  # let go on a rod or cord: what it hangs from
     pull: str = ""  # "", "pulled:right", "pushed:left" ...
+    heading: str = ""  # set moving by a tool or a hand (the description): the way it goes
+    target: int = -1  # index of the object the description sends it towards
     statements: list[str] = field(default_factory=list)
 
 
@@ -171,6 +173,7 @@ class OfflineReasoner:
                 before[m.name] = m
         images = motion.mirror_images(objects, perception.floor_y)
         let_go = motion.released(scene.description, objects)
+        pushes = motion.pushed(scene.description, objects)
         tethered_by = next((w for w in words(scene.description) if w in TETHER_WORDS), "")
         pull, side = _magnet(scene.description)
         floor_word = _floor_word(scene.description)
@@ -192,6 +195,9 @@ class OfflineReasoner:
                 e = _Expect(blob, "material", velocity, pre)
             elif math.hypot(*velocity) > 8:
                 e = _Expect(blob, "moving", velocity, pre, falls=not supported or bool(pre and pre.gravity))
+            elif k in pushes and k not in let_go:
+                # Set moving by a tool at about the switch frame: one frame (i2v) cannot show how fast.
+                e = _Expect(blob, "pushed", velocity, pre, heading=pushes[k].heading)
             elif k in let_go and tethered_by and motion.tether(scene.prefix[-1], blob) is not None:
                 e = _Expect(blob, "swinging", velocity, pre, tether=tethered_by)
             elif k in let_go and not supported:
@@ -208,7 +214,9 @@ class OfflineReasoner:
                 and _MAGNETIC.search(perception.mentions[blob.mention].phrase or "")
             ) or (pull and blob.mention >= 0 and len([o for o in objects if o.mention >= 0]) == 1):
                 e.pull = f"{pull}:{side}"
-            e.statements = self._statements(e, floor_word)
+            if k in pushes and e.kind in ("moving", "pushed"):
+                e.target = pushes[k].target
+            e.statements = self._statements(e, floor_word, objects)
             expect.append(e)
         result = _View(perception, expect, _scale(objects), floor_word)
         if len(self._views) > 256:
@@ -216,11 +224,13 @@ class OfflineReasoner:
         self._views[id(scene)] = (scene, result)
         return result
 
-    def _statements(self, e: _Expect, floor: str) -> list[str]:
+    def _statements(self, e: _Expect, floor: str, objects: list[motion.Blob]) -> list[str]:
         """What the object should do, in the sentences the prompt gets."""
         name = e.blob.name
         out = []
         verb = "rolling" if e.blob.shape == "round" else "sliding"
+        verbs = "rolls" if e.blob.shape == "round" else "slides"
+        towards = f" towards {objects[e.target].name}" if e.target >= 0 else ""
         if e.kind == "moving":
             way = _way(*e.velocity)
             if way in ("up", "down"):
@@ -228,10 +238,11 @@ class OfflineReasoner:
             else:
                 tail = " and falls" if e.falls else ""
                 out.append(f"{_cap(name)} keeps {verb} {way}{tail}.")
+        elif e.kind == "pushed":
+            way = e.heading if e.heading in ("up", "down") else f"to the {e.heading}"
+            out.append(f"{_cap(name)} is pushed and {verbs} {way}{towards}.")
         elif e.kind == "released" and e.slope:
-            out.append(
-                f"{_cap(name)} is let go and {verb.replace('ing', 's')} down the slope to the {e.slope}."
-            )
+            out.append(f"{_cap(name)} is let go and {verbs} down the slope to the {e.slope}.")
         elif e.kind == "released":
             out.append(f"{_cap(name)} is let go and falls straight down onto the {floor}.")
         elif e.kind == "swinging":
@@ -313,6 +324,7 @@ class OfflineReasoner:
             speed0 = math.hypot(*e.velocity)
             speed1 = math.hypot(*start)
             # -- carrying on at the switch frame
+            jolted = False
             if have_prefix and e.kind == "moving":
                 vx0, vy0 = e.velocity
                 if e.before is not None and e.before.gravity and not e.before.bounces:
@@ -333,6 +345,7 @@ class OfflineReasoner:
                     else:
                         detail = f"right after the switch frame {name} suddenly slows down"
                     flag(0, 2, name, "velocity continuity", "high" if gap > 0.6 else "medium", detail)
+                    jolted = True
                     tail = " and falls" if e.falls and way not in ("up", "down") else ""
                     changes.append(f"{_cap(name)} keeps {verb} {way} at the same speed it had{tail}.")
             # -- let go: it must fall
@@ -492,6 +505,45 @@ class OfflineReasoner:
                             f"{name} keeps its speed although it was slowing down before",
                         )
                         changes.append(f"{_cap(name)} slows down.")
+            # -- sent towards something (the description): it gets there within the clip
+            if e.target >= 0 and e.kind in ("pushed", "moving"):
+                other = view.expect[e.target].blob
+                hit = moves.get(motion.track_name(e.target, other))
+                xy = np.asarray(m.positions, float)
+                reach = e.blob.radius + other.radius + 4
+                gap = float(np.min(np.hypot(xy[:, 0] - other.x, xy[:, 1] - other.y))) if len(xy) else math.inf
+                moved = (
+                    hit is not None
+                    and len(hit.positions) > 1
+                    and float(np.max(np.hypot(*(np.asarray(hit.positions, float) - hit.positions[0]).T)))
+                    > max(3.0, 0.3 * other.radius)
+                )
+                if gap > reach and not moved:
+                    error += min(1.0, (gap - reach) / max(reach, 1.0))
+                    way = e.heading or _way(*e.velocity)
+                    way = way if way in ("up", "down") else f"to the {way.removeprefix('to the ')}"
+                    flag(
+                        0,
+                        len(frames),
+                        name,
+                        "reaches what it is sent towards",
+                        "medium",
+                        f"{name} never reaches {other.name}, although the description sends it there",
+                    )
+                    verbs = "rolls" if e.blob.shape == "round" else "slides"
+                    about = " ".join(s for s in _sentences(prompt) if motion.refers(s, e.blob))
+                    if e.kind == "pushed":  # how hard the push was is all one frame cannot show
+                        pace = "very fast" if says(about, "fast") else "quickly"
+                        changes.append(
+                            f"{_cap(name)} is pushed hard and {verbs} {pace} {way} until it hits {other.name}."
+                        )
+                    else:  # it had its speed: what stopped it short is friction (and a jolt at the switch)
+                        verb = "rolling" if e.blob.shape == "round" else "sliding"
+                        same = " at the same speed it had" if jolted else ""
+                        changes.append(
+                            f"{_cap(name)} keeps {verb} {way}{same} without slowing down until it hits "
+                            f"{other.name}."
+                        )
             # -- vanishing inside the frame
             if m.vanished_at is not None:
                 x, y = m.positions[max(0, m.vanished_at - 1)]
@@ -593,15 +645,12 @@ class OfflineReasoner:
         body = prompt[len(description) :] if prompt.startswith(description) else prompt
         kept = _sentences(body)
         replaced = 0
+        objects = view.perception.objects
         for change in critique.suggested_changes:
             if change in kept:
                 continue
-            key = _key(change, view.perception.objects)
-            same = [
-                i
-                for i, s in enumerate(kept)
-                if key is not None and _overlaps(_key(s, view.perception.objects), key)
-            ]
+            key = _keys([change], objects)[0]
+            same = [i for i, k in enumerate(_keys(kept, objects)) if key is not None and _overlaps(k, key)]
             if same:  # replace in place, so the prompt keeps its order and stays comparable across loops
                 kept[same[0]] = change
                 kept = [s for i, s in enumerate(kept) if i not in same[1:]]
@@ -634,10 +683,31 @@ _ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _key(sentence: str, objects: list[motion.Blob]) -> tuple[str, frozenset[str]] | None:
-    """``(object name, aspects)`` of a sentence, or ``None`` when it names no object or says nothing known."""
-    names = [b.name for b in objects if motion.refers(sentence, b)]
-    who = names[0] if names else ("it" if re.match(r"^\s*it\b", sentence, re.I) else "")
+_PRONOUN = re.compile(r"^\s*(?:it|its|they|then it|and it)\b", re.I)
+
+
+def _about(sentences: list[str], objects: list[motion.Blob]) -> list[list[int]]:
+    """The objects each sentence is about, "It bounces..." continuing the previous sentence's object."""
+    out: list[list[int]] = []
+    last: list[int] = []
+    for sentence in sentences:
+        who = motion.subjects(sentence, objects)
+        if not who and _PRONOUN.match(sentence):
+            who = last
+        out.append(who)
+        last = who or last
+    return out
+
+
+def _keys(sentences: list[str], objects: list[motion.Blob]) -> list[tuple[str, frozenset[str]] | None]:
+    """``(object name, aspects)`` of each sentence, or ``None`` where it names no object or says nothing known."""
+    return [
+        _key(sentence, objects[who[0]].name if who else "")
+        for sentence, who in zip(sentences, _about(sentences, objects), strict=True)
+    ]
+
+
+def _key(sentence: str, who: str) -> tuple[str, frozenset[str]] | None:
     if not who:
         return None
     aspects = set()
@@ -656,10 +726,11 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
     duration = scene.num_frames / scene.fps
     g = 9.81 * view.px_per_m if view.px_per_m else None
     out = []
-    for e in view.expect:
+    subjects = _about(statements, view.perception.objects)
+    for k, e in enumerate(view.expect):
         if e.kind == "reflection":
             continue
-        about = [s for s in statements if motion.refers(s, e.blob)]
+        about = [s for s, who in zip(statements, subjects, strict=True) if k in who]
         text = " ".join(about)
         heading = direction(text) or (
             _way(*e.velocity).replace("to the ", "") if math.hypot(*e.velocity) > 8 else None
@@ -678,6 +749,8 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
             kind = "rolling" if e.blob.shape == "round" else "sliding"
         share = math.hypot(*e.velocity) / width
         speed = "none" if still else "slow" if share < 0.15 else "medium" if share < 0.35 else "fast"
+        if e.kind == "pushed" and share == 0:  # no measured speed: only the words can say
+            speed = "fast" if says(text, "fast") else "slow" if says(text, "slow") else "medium"
         bounce = "high" if says(text, "bounce_high") else "low" if says(text, "bounce_low") else "none"
         friction = (
             "low" if says(text, "keeps_speed") or says(text, "slows_gently")

@@ -378,7 +378,7 @@ def read_prompt(text: str, objects: list[motion.Blob]) -> PromptPhysics:
     for sentence in (s.strip() for s in _SENTENCE.split(text)):
         if not sentence:
             continue
-        named = [k for k, blob in enumerate(objects) if motion.refers(sentence, blob)]
+        named = motion.subjects(sentence, objects)
         if not named and _PRONOUN.match(sentence):
             named = last
         if _EVERYONE.search(sentence) and not named:

@@ -44,6 +44,7 @@ from physics_iq.vocabulary import (
     SUPPORT_NOUNS,
     TOOL_NOUNS,
     colour_word,
+    direction,
     words,
 )
 
@@ -1021,6 +1022,126 @@ def released(text: str, objects: list[Blob]) -> set[int]:
             # that names a thing not found in the picture lets nothing else go.)
             named = {k for k, blob in enumerate(objects) if blob.mention >= 0}
         out |= named
+    return out
+
+
+# A tool or a hand sets a thing moving ("A cue stick pushes the white ball to the right towards the black
+# ball", "A stick hits the tennis ball, which rolls towards the block"). A thing hitting a thing is a
+# collision the simulation plays out, not a push: those sentences are left alone.
+_PUSH_WORDS = re.compile(
+    r"\b(?:push(?:es|ed)?|shoves?|shoved|nudges?|nudged|hits?|strikes?|struck|kicks?|kicked|knocks?|knocked|"
+    r"flicks?|flicked|taps?|tapped|launch(?:es|ed)?|sends?|sent|rolls?)\b",
+    re.I,
+)
+_GOAL = re.compile(r"\b(?:towards?|into|onto|at|against)\b", re.I)
+_OBJECT_END = re.compile(r"\b(?:towards?|into|onto|at|against|which|so|and|until|over|off)\b|[,;]", re.I)
+_PASSIVE = re.compile(r"\b(?:is|are|was|were|gets?|got|being)\s+$", re.I)
+_CLAUSE = re.compile(r",|;|\band\b|\bwhile\b|\bthen\b", re.I)
+# What the object is called, and everything after it, once a sentence turns to what it moves towards or hits.
+_NOT_SUBJECT = re.compile(
+    r"\b(?:towards?|into|onto|against|until|unless|reaches|reaching|hits|hitting|strikes|striking|past)\b",
+    re.I,
+)
+
+
+def subjects(sentence: str, objects: list[Blob]) -> list[int]:
+    """Indices of the objects a sentence is about: those it names before it turns to what they move towards
+    or hit ("The white ball rolls to the right towards the black ball" is about the white ball).
+
+    >>> a = Blob(10, 10, 80, "white", (5, 5, 10, 10), 1, "round", "ball", "the white ball")
+    >>> b = Blob(60, 10, 80, "black", (55, 5, 10, 10), 2, "round", "ball", "the black ball")
+    >>> subjects("The white ball rolls to the right towards the black ball.", [b, a])
+    [1]
+    >>> subjects("Both balls fall.", [a, b]), subjects("The black ball stays until it is hit.", [a, b])
+    ([0, 1], [1])
+    """
+    named = [k for k, blob in enumerate(objects) if refers(sentence, blob)]
+    if len(named) < 2:
+        return named
+    cut = _NOT_SUBJECT.search(sentence)
+    if cut is not None:
+        head = [k for k in named if refers(sentence[: cut.start()], objects[k])]
+        if head:
+            return head
+    return named
+
+
+@dataclass(frozen=True)
+class Push:
+    """A thing the description says is set moving by a tool or a hand.
+
+    Attributes:
+        heading: ``"right"``, ``"left"``, ``"up"`` or ``"down"`` (image axes).
+        target: Index of the object it is sent towards, or -1.
+    """
+
+    heading: str
+    target: int = -1
+
+
+def pushed(text: str, objects: list[Blob]) -> dict[int, Push]:
+    """The objects a description says a tool or a hand pushes, hits or sends somewhere, with the way they go
+    (said, or towards what they are sent to) and what they are sent towards.
+
+    >>> a = Blob(10, 10, 80, "white", (5, 5, 10, 10), 1, "round", "ball", "the white ball", mention=0)
+    >>> b = Blob(60, 10, 80, "black", (55, 5, 10, 10), 2, "round", "ball", "the black ball", mention=1)
+    >>> pushed("A white ball and a black ball rest on a table. A cue stick pushes the white ball to the "
+    ...        "right towards the black ball.", [a, b])
+    {0: Push(heading='right', target=1)}
+    >>> pushed("A stick hits the black ball, which rolls towards the white ball.", [a, b])
+    {1: Push(heading='left', target=0)}
+    >>> pushed("A white ball rests on a shelf, and a cue stick pushes it to the left.", [a, b])
+    {0: Push(heading='left', target=-1)}
+    >>> pushed("The white ball rolls into the black ball and hits it.", [a, b])  # a collision, not a push
+    {}
+    """
+    out: dict[int, Push] = {}
+    previous: list[int] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        named_here = [k for k, blob in enumerate(objects) if refers(sentence, blob)]
+        for match in _PUSH_WORDS.finditer(sentence):
+            before, after = sentence[: match.start()], sentence[match.end() :]
+            clause = _CLAUSE.split(before)[-1]
+            if not clause.strip():  # "... and hits it": the sentence's subject does it
+                clause = before
+            if _PASSIVE.search(before):
+                moved = [k for k, blob in enumerate(objects) if refers(clause, blob)]
+                rest = after
+            else:
+                agent = set(words(clause))
+                if agent & set(OBJECT_NOUNS) and not agent & TOOL_NOUNS:
+                    continue  # a thing hitting a thing
+                if match.group(0).lower().startswith("roll") and not agent & TOOL_NOUNS:
+                    continue  # "the ball rolls": intransitive, not a push
+                end = _OBJECT_END.search(after)
+                part = after[: end.start()] if end else after
+                moved = [k for k, blob in enumerate(objects) if refers(part, blob)]
+                if not moved and re.match(r"\s*(?:it|them)\b", part, re.I):
+                    moved = [k for k, blob in enumerate(objects) if refers(before, blob)] or previous
+                rest = after[end.start() :] if end else ""
+            if len(moved) != 1:
+                continue
+            k = moved[0]
+            goal = _GOAL.search(rest)
+            targets = []
+            if goal is not None:
+                targets = [j for j, blob in enumerate(objects) if j != k and refers(rest[goal.end() :], blob)]
+            offset = len(after) - len(rest)
+            heading = direction(after[: offset + goal.start()] if goal else after.split(",")[0])
+            target = -1
+            if targets:
+                if heading in ("right", "left"):
+                    sign = 1.0 if heading == "right" else -1.0
+                    ahead = [j for j in targets if (objects[j].x - objects[k].x) * sign > 0] or targets
+                else:
+                    ahead = targets
+                target = min(ahead, key=lambda j: abs(objects[j].x - objects[k].x))
+                if heading is None:
+                    heading = "right" if objects[target].x > objects[k].x else "left"
+            if heading is not None:
+                out[k] = Push(heading, target)
+        if named_here:
+            previous = named_here
     return out
 
 

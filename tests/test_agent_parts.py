@@ -320,6 +320,79 @@ def test_offline_critic_says_when_a_ball_stops_in_mid_air(suite: DatasetLayout) 
     assert "The red ball keeps falling until it reaches the table." in critique.suggested_changes
 
 
+def test_offline_critic_i2v_sends_the_pushed_ball_towards_its_target(suite: DatasetLayout) -> None:
+    # One frame cannot show the push; the description says who pushes what, which way and towards what.
+    row = _row(suite, "synthetic-two-ball-collision")
+    prefix = _prefix(suite)
+    scene = make_scene(row.description, "i2v", 8.0, 40, prefix[-1:])
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    assert "The red ball is pushed and rolls to the right towards the blue ball." in prediction.prompt
+    assert "The blue ball stays where it is until something hits it." in prediction.prompt
+    red = next(x for x in prediction.expectations if x.object == "the red ball")
+    blue = next(x for x in prediction.expectations if x.object == "the blue ball")
+    assert (red.motion, red.direction, red.speed) == ("rolling", "right", "medium")  # the speed is not known
+    assert blue.motion == "still"
+    # The physics prior reads the sentence as about the red ball only, and sets it moving.
+    from generators.base import GenerationRequest
+
+    plan = PhysicsPriorGenerator().plan(
+        GenerationRequest(prefix=prefix[-1:], prompt=prediction.prompt, num_frames=40, fps=8.0, seed=0,
+                          mode="i2v", context={"expectations": [x.model_dump() for x in prediction.expectations]})
+    )  # fmt: skip
+    objects = plan.perception.objects
+    moving = [objects[k].name for k, body in enumerate(plan.bodies) if abs(body.vx) > 5]
+    assert moving == ["the red ball"]
+    # A continuation where it stops short of the blue ball: the critic says so and asks for a harder push.
+    perception = critic.view(scene).perception
+    r = next(b for b in perception.objects if b.name == "the red ball")
+    b = next(b for b in perception.objects if b.name == "the blue ball")
+    clip = np.repeat(prefix[-1:], 40, axis=0).copy()
+    for k, frame in enumerate(clip):
+        frame[:] = perception.background
+        cv2.circle(frame, (round(b.x), round(b.y)), round(b.radius), (40, 80, 235), -1)
+        x = r.x + 0.4 * (b.x - r.x) * min(k + 1, 10) / 10
+        cv2.circle(frame, (round(x), round(r.y)), round(r.radius), (230, 30, 30), -1)
+    short = critic.critique(scene, prediction.prompt, clip)
+    assert "reaches what it is sent towards" in {v.law for v in short.violations}
+    change = "The red ball is pushed hard and rolls quickly to the right until it hits the blue ball."
+    assert change in short.suggested_changes
+    rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(short,)))
+    assert change in rewrite.prompt and "pushed and rolls to the right towards" not in rewrite.prompt
+    # ... and one where it gets there (the blue ball moves off): no such complaint.
+    for k, frame in enumerate(clip):
+        frame[:] = perception.background
+        hit = k > 12
+        cv2.circle(frame, (round(b.x + (4 * (k - 12) if hit else 0)), round(b.y)), round(b.radius),
+                   (40, 80, 235), -1)  # fmt: skip
+        x = r.x + (b.x - r.x - 2 * r.radius) * min(k + 1, 12) / 12
+        cv2.circle(frame, (round(x), round(r.y)), round(r.radius), (230, 30, 30), -1)
+    reached = critic.critique(scene, prediction.prompt, clip)
+    assert "reaches what it is sent towards" not in {v.law for v in reached.violations}
+
+
+def test_offline_rewrite_replaces_a_sentence_that_says_it() -> None:
+    # "It bounces a few times" is about the ball of the sentence before: a bounce suggestion replaces it.
+    from agent.offline import _about, _keys
+
+    white = motion.Blob(
+        40, 20, 80, "white", (35, 15, 10, 10), 1, "round", "ball", "the white ball", mention=0
+    )
+    black = motion.Blob(
+        90, 20, 80, "black", (85, 15, 10, 10), 2, "round", "ball", "the black ball", mention=1
+    )
+    kept = [
+        "The white ball is let go and falls straight down onto the table.",
+        "It bounces a few times, each bounce lower.",
+        "The black ball is let go and falls straight down onto the table.",
+        "It does not bounce.",
+    ]
+    assert _about(kept, [white, black]) == [[0], [0], [1], [1]]
+    keys = _keys(kept, [white, black])
+    assert keys[1] == ("the white ball", frozenset({"bounce"}))
+    assert keys[3] == ("the black ball", frozenset({"bounce"}))
+
+
 def test_metered_vlm_traces_each_call_without_its_text(tmp_path: Path) -> None:
     from agent.budget import MeteredVLM, UsageMeter
     from agent.vlm.base import Message
