@@ -91,7 +91,8 @@ class SimBody:
     (radians). ``mirror_of`` marks the reflection of body ``mirror_of`` in the glossy ground surface: it is not
     simulated but drawn where the mirror puts it. ``restitution`` and ``damping`` (velocity fraction kept per
     second) override the world's for this body when set. ``pivot`` pins it to a fixed point by a rigid rod of
-    its start distance (a pendulum, a lamp on a cord). ``asleep`` keeps a resting body exactly where it is until
+    its start distance (a pendulum, a lamp on a cord). ``on_support`` says it starts on something (the floor, a
+    shelf, a step), so a ball moving along it rolls from the start. ``asleep`` keeps a resting body exactly where it is until
     a moving body comes into contact (things at rest do not settle or jitter by themselves).
     """
 
@@ -109,6 +110,7 @@ class SimBody:
     damping: float | None = None
     pivot: tuple[float, float] | None = None
     asleep: bool = False
+    on_support: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,9 @@ def simulate(
         else:
             body = pymunk.Body(mass, moment)
             body.velocity = (b.vx, b.vy)
-            if b.box is None and abs(b.y + b.radius - floor_y) <= 3:
-                # A ball moving along the floor is rolling (no slip: omega = v / r, y down); starting it
-                # sliding would let friction eat 2/7 of its speed in the first frames.
+            if b.box is None and (b.on_support or abs(b.y + b.radius - floor_y) <= 3):
+                # A ball moving along the floor or a shelf is rolling (no slip: omega = v / r, y down);
+                # starting it sliding would let friction eat 2/7 of its speed in the first frames.
                 body.angular_velocity = b.vx / max(b.radius, 0.5)
             keep = params.damping if b.damping is None else b.damping
             if keep < 1.0:
@@ -763,6 +765,7 @@ class PhysicsPriorGenerator:
                     damping=keep,
                     pivot=pivot,
                     asleep=asleep,
+                    on_support=supported,
                 )
             )
         if fall_scales:
