@@ -62,6 +62,9 @@ _SIDE_MAGNET = re.compile(r"\b(right|left)\b(?:(?!\b(?:left|right)\b)[^.])*?\bma
 # A frame "moves" when its official motion mask (physics_iq.metrics) covers at least this share of the
 # image: 0.05 % is ~30 px at 320x180, above the masks' noise on still clips and below one moving ball.
 _MOVING_SHARE = 0.0005
+# Restitution of the material classes (a rubber or tennis ball; clay, a bean bag): ranges, not values.
+_BOUNCY = (0.5, 1.0)
+_DEAD = (0.0, 0.25)
 _FLOOR_WORDS = ("table", "floor", "ground", "track", "shelf", "plate")
 
 
@@ -421,18 +424,21 @@ class OfflineReasoner:
                         f"{name} bounces higher than it fell from",
                     )
                     changes.append(f"{_cap(name)} bounces a few times, each bounce lower.")
-                wanted = None
+                # Bounces seen before the switch give a value; a material word only a class ("rubber" is
+                # bouncy), inside which the critic has no preference.
+                wanted: tuple[float, float] | None = None
                 if e.before is not None and e.before.restitution is not None:
-                    wanted = e.before.restitution
+                    wanted = (e.before.restitution, e.before.restitution)
                 elif e.blob.bounce == "bouncy":
-                    wanted = 0.75
+                    wanted = _BOUNCY
                 elif e.blob.bounce == "dead":
-                    wanted = 0.1
+                    wanted = _DEAD
                 if wanted is not None:
-                    diff = abs(m.restitution - wanted)
+                    low, high = wanted
+                    diff = max(0.0, low - m.restitution, m.restitution - high)
                     error += diff
-                    if diff > self.bounce_tolerance + 0.1:
-                        if m.restitution < wanted:
+                    if diff > self.bounce_tolerance + 0.1 - (high - low) / 2:
+                        if m.restitution < low:
                             flag(
                                 m.bounces[0],
                                 m.bounces[-1],
