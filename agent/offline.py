@@ -332,7 +332,12 @@ class OfflineReasoner:
                 vx0, vy0 = e.velocity
                 if e.before is not None and e.before.gravity and not e.before.bounces:
                     vy0 += e.before.gravity * dt  # the fit's centre is one frame before the switch
-                gap = math.hypot(start[0] - vx0, start[1] - vy0) / max(speed0, 20.0)
+                in_flight = e.before is not None and bool(e.before.gravity)
+                if e.falls and not in_flight:
+                    # Rolling off an edge: gravity takes over the vertical at once; the horizontal carries on.
+                    gap = abs(start[0] - vx0) / max(speed0, 20.0)
+                else:
+                    gap = math.hypot(start[0] - vx0, start[1] - vy0) / max(speed0, 20.0)
                 error += gap
                 if gap > self.continuity_tolerance:
                     way = _way(vx0, vy0)
