@@ -737,8 +737,13 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
         region = _complete(region, names, taken, floor_y)
         if (region & taken).sum() > 0.5 * region.sum():
             continue
+        rest = region & ~taken
+        near = np.unique(labels[cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)])
+        beside = [objects[k - 1].area for k in near.tolist() if k > 0]
+        if beside and rest.sum() < 0.25 * max(beside):
+            continue  # a sliver at the rim of a bigger moving thing (its shadow, a highlight) is part of it
         shape, radius = _component_shape(region)
-        add(region & ~taken, shape, True, radius if shape == "round" else None)
+        add(rest, shape, True, radius if shape == "round" else None)
     _merge_fluids(objects, named, labels)
     # 2. Named things not seen moving: shape candidates, best first.
     assigned = _assign_mentions(objects, named)
