@@ -513,7 +513,6 @@ class OfflineReasoner:
                 and not slowed_before
                 and m.speed_change is not None
                 and m.speed_change < -self.rolling_loss
-                and m.stopped_at is None
             ):
                 error += -m.speed_change - self.rolling_loss
                 flag(
@@ -556,6 +555,24 @@ class OfflineReasoner:
                             f"{name} keeps its speed although it was slowing down before",
                         )
                         changes.append(f"{_cap(name)} slows down.")
+            # -- pushed by a tool (the description): it goes the way it was pushed
+            if e.kind == "pushed" and e.target < 0 and m.vanished_at is None:
+                xy = np.asarray(m.positions, float)
+                dx, dy = (xy[-1] - xy[0]) if len(xy) > 1 else (0.0, 0.0)
+                along = {"right": dx, "left": -dx, "down": dy, "up": -dy}.get(e.heading, 0.0)
+                if along < 2 * e.blob.radius:
+                    error += 1.0
+                    way = e.heading if e.heading in ("up", "down") else f"to the {e.heading}"
+                    flag(
+                        0,
+                        len(frames),
+                        name,
+                        "a push sets it moving",
+                        "high",
+                        f"{name} hardly moves {way}, although the description says it is pushed that way",
+                    )
+                    verbs = "rolls" if e.blob.shape == "round" else "slides"
+                    changes.append(f"{_cap(name)} is pushed and {verbs} {way} without stopping.")
             # -- sent towards something (the description): it gets there within the clip
             if e.target >= 0 and e.kind in ("pushed", "moving"):
                 other = view.expect[e.target].blob

@@ -294,13 +294,21 @@ def says(sentence: str, what: str) -> bool:
     return any(p.search(low) for p in _COMPILED[what])
 
 
+#: "Slows down", "settles down": "down" there is not a way to go.
+_NOT_A_WAY = re.compile(
+    r"\b(?:slow(?:s|ed|ing)?|settl(?:es|ed|ing|e)|calm(?:s|ed|ing)?|wind(?:s|ing)?) (?:down|up)\b"
+)
+
+
 def direction(sentence: str) -> str | None:
     """The first image direction a sentence gives (``right``, ``left``, ``up``, ``down``), or ``None``.
 
     >>> direction("The ball keeps rolling to the right."), direction("It falls straight down."), direction("Hi.")
     ('right', 'down', None)
+    >>> direction("The ball slows down gradually."), direction("It slows down and rolls to the left.")
+    (None, 'left')
     """
-    match = _DIRECTION.search(sentence.lower())
+    match = _DIRECTION.search(_NOT_A_WAY.sub(" ", sentence.lower()))
     if not match:
         return None
     return next(g for g in match.groups() if g)

@@ -296,6 +296,64 @@ def test_offline_critic_writes_ordinary_language_and_rewrites_in_place(suite: Da
     assert again.prompt == rewrite.prompt
 
 
+def _rolling_clip(xs: list[float], seed: int = 0) -> np.ndarray:
+    """A white ball rolling along a brown table top in front of a beige wall, at the given centres."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for x in xs:
+        frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
+        frame[140:] = (120, 90, 60)
+        cv2.circle(frame, (round(x), 131), 8, (235, 235, 235), -1)
+        noise = rng.normal(0, 1.0, frame.shape)
+        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_offline_critic_says_when_a_rolling_ball_slows_down_too_fast() -> None:
+    # Rolling resistance takes little speed from a ball on a table: losing 70% a second is not rolling.
+    fps, speed = 8.0, 40.0
+    prefix = _rolling_clip([30 + speed * t / fps for t in range(12)])
+    x0 = 30 + speed * 11 / fps
+    description = "A white ball rolls to the right along a wooden table in front of a beige wall."
+    scene = make_scene(description, "v2v", fps, 40, prefix)
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    assert "The white ball keeps rolling to the right." in prediction.prompt
+    keep = 0.3  # speed kept per second
+    braking = _rolling_clip(
+        [x0 + speed * (keep ** (k / fps) - 1) / math.log(keep) for k in range(1, 41)], seed=1
+    )
+    steady = _rolling_clip([x0 + 0.95 * speed * k / fps for k in range(1, 41)], seed=1)
+    slowed = critic.critique(scene, prediction.prompt, braking)
+    assert "The white ball slows down much faster than a rolling ball does." in [
+        v.detail for v in slowed.violations
+    ]
+    assert "The white ball slows down gradually." in slowed.suggested_changes
+    fine = critic.critique(scene, prediction.prompt, steady)
+    assert "friction" not in {v.law for v in fine.violations}
+    assert fine.score > slowed.score
+    # The rewrite adds the sentence and keeps the one about where the ball goes (another aspect).
+    rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(slowed,)))
+    assert "The white ball slows down gradually." in rewrite.prompt
+    assert "The white ball keeps rolling to the right" in rewrite.prompt
+
+
+def test_offline_critic_says_when_a_pushed_ball_does_not_go() -> None:
+    frame = _rolling_clip([80.0])
+    description = "A white ball rests on a wooden table. A cue stick pushes the white ball to the right."
+    scene = make_scene(description, "i2v", 8.0, 40, frame)
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    assert "The white ball is pushed and rolls to the right." in prediction.prompt
+    still = critic.critique(scene, prediction.prompt, _rolling_clip([80.0] * 40, seed=1))
+    assert "a push sets it moving" in {v.law for v in still.violations}
+    assert "The white ball is pushed and rolls to the right without stopping." in still.suggested_changes
+    rolls = critic.critique(
+        scene, prediction.prompt, _rolling_clip([80 + 4.0 * k for k in range(1, 41)], seed=1)
+    )
+    assert "a push sets it moving" not in {v.law for v in rolls.violations}
+
+
 def test_offline_critic_says_when_a_ball_stops_in_mid_air(suite: DatasetLayout) -> None:
     row = _row(suite, "synthetic-ball-bounce")
     prefix = _prefix(suite, "synthetic-ball-bounce")
