@@ -342,8 +342,9 @@ class VerifierSelector:
 
 
 class TieBreakSelector:
-    """``critic+NAME``: the critic's ranking with NAME breaking its ties (instead of the velocity jump at the
-    switch frame); attempts without a usable critique follow, in NAME's order."""
+    """``critic+NAME``: the critic's ranking; its ties broken by the velocity jump at the switch frame where a
+    prefix shows motion (v2v), then by NAME (in i2v nothing else tells tied attempts apart); attempts without a
+    usable critique follow, in NAME's order."""
 
     def __init__(self, critic: CriticSelector, breaker: Selector) -> None:
         self.critic = critic
@@ -352,25 +353,38 @@ class TieBreakSelector:
 
     def describe(self) -> str:
         return (
-            "critic first (consistent verdicts, critic score, fewer/lower-severity violations); ties and "
-            f"attempts without a critique by {self.breaker.describe()}"
+            "critic first (consistent verdicts, critic score, fewer/lower-severity violations); ties by the "
+            f"smaller velocity jump at the switch frame (v2v), then, and attempts without a critique, by "
+            f"{self.breaker.describe()}"
         )
 
     def rank(self, candidates: Sequence[Candidate], context: SelectionContext) -> Ranking:
         second = self.breaker.rank(candidates, context)
         position = {c.path: i for i, c in enumerate(second.order)}
         last = len(position)
+        gaps: dict[str, float] = {}
+        if context.mode == "v2v" and context.motion_gap is not None:
+            tied: dict[tuple[Any, ...], int] = {}
+            for c in candidates:
+                if c.critiqued:
+                    tied[critique_key(c.critique or {})] = tied.get(critique_key(c.critique or {}), 0) + 1
+            for c in candidates:
+                if c.critiqued and tied[critique_key(c.critique or {})] > 1:
+                    gaps[c.path] = round(float(context.motion_gap(c)), 2)
 
         def key(c: Candidate) -> tuple[Any, ...]:
             critic_part = critique_key(c.critique or {}) if c.critiqued else (True, 0.0, (0, 0, 0))
-            return (not c.critiqued, *critic_part, position.get(c.path, last), c.loop, c.seed)
+            jump = gaps.get(c.path, 0.0)
+            return (not c.critiqued, *critic_part, jump, position.get(c.path, last), c.loop, c.seed)
 
         order = tuple(sorted(candidates, key=key))
-        return Ranking(
-            order,
-            (),
-            {"tie_break": second.details, "tie_break_unranked": {c.path: r for c, r in second.unranked}},
-        )
+        details: dict[str, Any] = {
+            "tie_break": second.details,
+            "tie_break_unranked": {c.path: r for c, r in second.unranked},
+        }
+        if gaps:
+            details["switch_velocity_gap_px_s"] = {c.name: gaps[c.path] for c in candidates if c.path in gaps}
+        return Ranking(order, (), details)
 
 
 class RankMeanSelector:

@@ -118,7 +118,7 @@ def test_combinations_say_how_they_ranked(tmp_path: Path) -> None:
     tie_break = build_selector("critic+motion-continuity")
     order = [c.path for c in tie_break.rank(candidates, context).order]
     assert order == [paths[1], paths[0], paths[2]]  # the verifier broke the tie; the critic's order stands
-    assert "ties and attempts without a critique by verifier motion-continuity" in tie_break.describe()
+    assert "then, and attempts without a critique, by verifier motion-continuity" in tie_break.describe()
     mean = build_selector("mean:critic=1,motion-continuity=3")
     ranking = mean.rank(candidates, context)
     assert ranking.order[0].path == paths[1] and set(ranking.details["mean_rank"]) == {
