@@ -1420,6 +1420,9 @@ def support_surface(background: np.ndarray, floor_y: float, unknown: np.ndarray 
     k = min(6, max(1, len(sample) // 50))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     picked = np.ascontiguousarray(sample[:: max(1, len(sample) // 4000)])
+    # k-means++ seeds from OpenCV's per-thread RNG, whose state depends on what the thread ran before: seeded
+    # here, the backdrop's colours (and every support found from them) are the same on every call and thread.
+    cv2.setRNGSeed(0)
     _, assignment, centres = cv2.kmeans(picked, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
     # The backdrop's main colours: clusters covering at least 8 % of the band (a patterned wall has a few;
     # a picture or a pole in the band is not the backdrop).

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -155,3 +157,20 @@ def test_a_shaded_object_is_named_by_its_lit_colour() -> None:
 )
 def test_mentions_read_official_style_descriptions(text: str, labels: list[str]) -> None:
     assert [m.label for m in motion.mentions(text)] == labels
+
+
+def test_perception_does_not_depend_on_opencvs_rng_state(tmp_path: Path) -> None:
+    # k-means++ (the backdrop's colours) draws from OpenCV's per-thread RNG: before it was seeded, this view
+    # found its brown block on one side or the other depending on what the thread had run before (an i2v run
+    # gave other objects with --jobs 1 than with --jobs 2).
+    layout = build_suite(
+        tmp_path / "suite", scenarios=["synthetic-ramp-roll-slide"], fps=8, seed=1, style="cluttered", jobs=1
+    )
+    row = next(r for r in layout.take1_rows() if r.perspective == "perspective-center")
+    image = cv2.cvtColor(cv2.imread(str(layout.switch_frame(row))), cv2.COLOR_BGR2RGB)[None]
+    found = set()
+    for seed in range(6):
+        cv2.setRNGSeed(seed)
+        objects = motion.perceive(image, row.description, 8.0).objects
+        found.add(tuple((b.name, round(b.x), round(b.y)) for b in objects))
+    assert len(found) == 1, found
