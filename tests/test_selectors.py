@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from agent.runs import OFFLINE_SELECTOR
 from agent.selection import (
     Candidate,
     CriticSelector,
@@ -155,7 +156,7 @@ def test_the_summary_separates_refinement_from_selection(small_run: Path) -> Non
         assert entry["best_of_n_generations"] == entry["attempts"] == 2 * entry["loops"]
         pick = entry["best_of_n_pick"]
         assert (
-            pick["selector_name"] == "critic"
+            pick["selector_name"] == OFFLINE_SELECTOR  # the offline stack's default
             and pick["loop"] == 1
             and pick["candidates"] == entry["attempts"]
         )

@@ -109,7 +109,7 @@ def test_card_is_filled_from_the_runs(verified_runs, package):
     info = card["public_info"]
     assert info["input_type"] == "v2v" and info["fps"] == 8 and info["resolution"] == "96x64"
     assert info["bon_sampling"] == 2  # 1 loop x 2 seeds generated per view
-    assert info["bon_sampling_method"].startswith("physrefine critic selector: critic:")
+    assert info["bon_sampling_method"].startswith("physrefine critic+feature-path selector: critic first")
     assert info["prompt_upsampling"] is True and "offline" in info["prompt_upsampling_method"]
     assert info["descriptions"] == "op" and info["date"] == "2026-12-05"
     assert info["upsample_cost"] == 0.0  # the offline critic costs nothing

@@ -446,7 +446,7 @@ def register(app: typer.Typer) -> None:
                 help="Honest ensemble pick, no ground truth: 'critic' (best critique), 'judge' (pairwise VLM), "
                 "a verifier (motion-continuity, background-stability, feature-path, feature-path-encoder, "
                 "world-model-surprise), 'critic+NAME' (NAME breaks the critic's ties) or "
-                "'mean:NAME=W,NAME=W' (weighted mean rank) \\[critic].",
+                "'mean:NAME=W,NAME=W' (weighted mean rank) \\[critic; critic+feature-path for the offline stack].",
             ),
         ] = None,
         critic_signals: Annotated[
