@@ -387,7 +387,7 @@ class OfflineReasoner:
                 )
                 changes.append(_cap(e.statements[0]) if e.statements else f"{_cap(name)} stays where it is.")
             # -- falling at a plausible rate for the scene's scale (or as before the switch)
-            xy = np.asarray(m.positions, float)
+            xy = np.asarray(m.positions, float)  # its track: one centre per frame (checks below use it)
             drops = len(xy) > 1 and float(np.ptp(xy[:, 1])) > 2 * e.blob.radius
             # Only something that falls (or is said to) has a fall rate: a puck sliding along a track has
             # small vertical wobbles a parabola fit turns into a "gravity".
@@ -557,7 +557,6 @@ class OfflineReasoner:
                         changes.append(f"{_cap(name)} slows down.")
             # -- pushed by a tool (the description): it goes the way it was pushed
             if e.kind == "pushed" and e.target < 0 and m.vanished_at is None:
-                xy = np.asarray(m.positions, float)
                 dx, dy = (xy[-1] - xy[0]) if len(xy) > 1 else (0.0, 0.0)
                 along = {"right": dx, "left": -dx, "down": dy, "up": -dy}.get(e.heading, 0.0)
                 if along < 2 * e.blob.radius:
@@ -577,7 +576,6 @@ class OfflineReasoner:
             if e.target >= 0 and e.kind in ("pushed", "moving"):
                 other = view.expect[e.target].blob
                 hit = moves.get(motion.track_name(e.target, other))
-                xy = np.asarray(m.positions, float)
                 reach = e.blob.radius + other.radius + 4
                 gap = float(np.min(np.hypot(xy[:, 0] - other.x, xy[:, 1] - other.y))) if len(xy) else math.inf
                 moved = (
