@@ -338,6 +338,38 @@ def test_offline_critic_says_when_a_rolling_ball_slows_down_too_fast() -> None:
     assert "The white ball keeps rolling to the right" in rewrite.prompt
 
 
+def _ball_clip(points: list[tuple[float, float]], seed: int = 0) -> np.ndarray:
+    """A white ball at the given centres over a beige wall and a brown table top (row 140 down)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for x, y in points:
+        frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
+        frame[140:] = (120, 90, 60)
+        cv2.circle(frame, (round(x), round(y)), 8, (235, 235, 235), -1)
+        frames.append(np.clip(frame + rng.normal(0, 1.0, frame.shape), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_offline_critic_lets_a_ball_leaving_an_edge_fall() -> None:
+    # Off an edge gravity takes the vertical at once: only the horizontal speed has to carry on.
+    fps, vx = 8.0, 60.0
+    prefix = _ball_clip([(30 + vx * t / fps, 60.0) for t in range(12)])
+    x0 = 30 + vx * 11 / fps
+    scene = make_scene("A white ball rolls to the right off a ledge.", "v2v", fps, 40, prefix)
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    assert "The white ball keeps rolling to the right and falls." in prediction.prompt
+    g = 400.0  # px/s²: lands on the table (centre at row 131) after about 0.6 s
+
+    def falling(speed: float) -> list[tuple[float, float]]:
+        return [(x0 + speed * t, min(131.0, 60.0 + 0.5 * g * t * t)) for t in (k / fps for k in range(1, 41))]
+
+    falls = critic.critique(scene, prediction.prompt, _ball_clip(falling(vx), seed=1))
+    assert "velocity continuity" not in {v.law for v in falls.violations}
+    slowed = critic.critique(scene, prediction.prompt, _ball_clip(falling(0.4 * vx), seed=1))
+    assert "velocity continuity" in {v.law for v in slowed.violations}
+
+
 def test_offline_critic_says_when_a_pushed_ball_does_not_go() -> None:
     frame = _rolling_clip([80.0])
     description = "A white ball rests on a wooden table. A cue stick pushes the white ball to the right."
