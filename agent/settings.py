@@ -47,12 +47,8 @@ from agent.budget import RunLimits
 from agent.pool import parse_devices
 from agent.runs import REDACTED, RunConfig, looks_secret, redact
 
-#: Keys of the file that are not RunConfig fields.
-EXTRA_KEYS = (
-    "run_dir",
-    "max_vlm_tokens",
-    "max_cost_usd",
-    "time_limit",
+#: Execution settings: where and how widely a run works (RunLimits fields, not part of the results).
+EXECUTION_KEYS: tuple[str, ...] = (
     "jobs",
     "devices",
     "generator_workers",
@@ -60,8 +56,8 @@ EXTRA_KEYS = (
     "ray_address",
     "generator_resources",
 )
-#: Execution settings: where and how widely a run works (RunLimits fields, not part of the results).
-_EXECUTION_KEYS = ("jobs", "devices", "generator_workers", "executor", "ray_address", "generator_resources")
+#: Keys of the file that are not RunConfig fields.
+EXTRA_KEYS = ("run_dir", "max_vlm_tokens", "max_cost_usd", "time_limit", *EXECUTION_KEYS)
 #: Execution settings that only the Ray executor reads.
 _RAY_KEYS = ("ray_address", "generator_resources")
 _LIMIT_FIELDS = {
@@ -301,7 +297,7 @@ def execution_settings(values: dict[str, Any], origin: dict[str, str]) -> dict[s
             values["generator_resources"], origin["generator_resources"]
         )
     _check_executor(values, origin)
-    return {key: values.pop(key) for key in _EXECUTION_KEYS if key in values}
+    return {key: values.pop(key) for key in EXECUTION_KEYS if key in values}
 
 
 def execution_limits(values: dict[str, Any], where: str) -> RunLimits:
@@ -314,7 +310,7 @@ def execution_limits(values: dict[str, Any], where: str) -> RunLimits:
     Raises:
         SettingsError: an invalid value, naming ``{where} {key}``.
     """
-    chosen = {key: values[key] for key in _EXECUTION_KEYS if key in values}
+    chosen = {key: values[key] for key in EXECUTION_KEYS if key in values}
     origin = {key: f"{where} {key}" for key in chosen}
     limits: RunLimits = _validate(RunLimits, execution_settings(chosen, origin), origin)
     return limits
@@ -372,6 +368,8 @@ def resolve_settings(cli: dict[str, Any], config_file: Path | None = None) -> Se
 
 
 __all__ = [
+    "EXECUTION_KEYS",
+    "EXTRA_KEYS",
     "Settings",
     "SettingsError",
     "check_backend",

@@ -320,6 +320,17 @@ def _unpack(bits: np.ndarray, shape: np.ndarray) -> np.ndarray:
 # Results
 
 
+def _view_identity(v: ViewResult) -> dict[str, Any]:
+    """The columns that say which view a row of the CSV or JSON report is."""
+    return {
+        "id": v.take1_id,
+        "scenario": v.scenario,
+        "perspective": v.perspective,
+        "category": v.category,
+        "generated": v.generated,
+    }
+
+
 @dataclass
 class FolderResults:
     """The scores of a folder of generated videos.
@@ -456,13 +467,7 @@ class FolderResults:
         for v in self.views:
             sample = self.sample_of(v.take1_id)
             model, var = v.model_v1.values, v.variance.values
-            row: dict[str, Any] = {
-                "id": v.take1_id,
-                "scenario": v.scenario,
-                "perspective": v.perspective,
-                "category": v.category,
-                "generated": v.generated,
-            }
+            row: dict[str, Any] = _view_identity(v)
             row.update({f"model_{k}": repr(x) for k, x in model.as_dict().items()})
             row.update({f"variance_{k}": repr(x) for k, x in var.as_dict().items()})
             row.update({t: repr(sample.terms[t]) for t in VERIFIED_TERMS})
@@ -501,13 +506,7 @@ class FolderResults:
         out: dict[str, Any] = self.overall.as_dict() if original else {}
         rows = []
         for v in self.views:
-            row: dict[str, Any] = {
-                "id": v.take1_id,
-                "scenario": v.scenario,
-                "perspective": v.perspective,
-                "category": v.category,
-                "generated": v.generated,
-            }
+            row: dict[str, Any] = _view_identity(v)
             if original:
                 row["physics_iq_score"] = v.score
             row.update(v.model_v1.values.as_dict())

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.budget import RunLimits
 from agent.runs import RunConfig
+from agent.settings import EXECUTION_KEYS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,15 +63,6 @@ else:  # pragma: no cover - Python 3.10
 logger = logging.getLogger(__name__)
 
 GRID_KEYS: tuple[str, ...] = ("prompt_set", "loops", "seeds", "seed", "vlm", "generator")
-#: ``[base]`` keys that say where the cells run (RunLimits), not what they compute.
-EXECUTION_KEYS: tuple[str, ...] = (
-    "jobs",
-    "devices",
-    "generator_workers",
-    "executor",
-    "ray_address",
-    "generator_resources",
-)
 
 
 class SweepError(ValueError):
