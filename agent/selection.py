@@ -5,8 +5,9 @@
 1. consistent verdicts first, then the higher critic score;
 2. ties on both: fewer violations of high severity, then of medium, then of low (what the critic saw wrong);
 3. still tied: the smaller velocity jump at the switch frame (:func:`physics_iq.motion.switch_velocity_gap`,
-   the continuation measured against the prefix — the same measurement the offline critic's continuity
-   check uses, without its tolerance);
+   the continuation measured against the prefix — the tracker measurement the offline critic's continuity
+   check starts from, without its tolerance and over the whole velocity, where the critic looks only at the
+   horizontal part for a ball it expects to leave an edge);
 4. still tied: the earlier loop (a later rewrite that changed nothing measurable has earned nothing), then
    the lower seed (deterministic; only reached when every measurement ties).
 
