@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -175,6 +175,8 @@ class Mention:
         count: How many (``"six dominoes"``: 6).
         bounce: ``"bouncy"``, ``"dead"`` or ``None`` from material words ("rubber", "clay").
         phrase: The words of its noun phrase.
+        held: Whether the description says something holds it or lets it go ("A grabber arm holds a yellow
+            block", "a ball hangs on a string", "the bob is let go"): then it is in the air at the switch frame.
     """
 
     noun: str
@@ -183,6 +185,7 @@ class Mention:
     count: int = 1
     bounce: str | None = None
     phrase: str = ""
+    held: bool = False
 
     @property
     def label(self) -> str:
@@ -201,6 +204,8 @@ def mentions(text: str) -> list[Mention]:
     [('white domino', 6), ('ball', 1)]
     >>> mentions("An ice cube sits on a hot plate.")[0].colour
     'white'
+    >>> [m.held for m in mentions("A ball rests on a table. A grabber arm holds a block above it, then lets go.")]
+    [False, True]
     """
     tokens = words(text)
     found: list[Mention] = []
@@ -250,7 +255,18 @@ def mentions(text: str) -> list[Mention]:
             )
             continue
         found.append(Mention(noun, shape, colour, count, bounce, " ".join(phrase)))
-    return found
+    held = set()
+    for sentence in re.split(r"(?<=[.!?;])\s+", text):
+        if _HOLD_WORDS.search(sentence) or _RELEASE_WORDS.search(sentence):
+            held |= {SINGULAR.get(w, w) for w in words(sentence)}
+    return [replace(m, held=m.noun in held) for m in found]
+
+
+# A thing held or hanging is in the air at the switch frame, not resting on a support.
+_HOLD_WORDS = re.compile(
+    r"\b(?:holds?|holding|held|hangs?|hanging|hung|suspended|dangles?|dangling|grips?|gripped|clamps?|clamped)\b",
+    re.I,
+)
 
 
 # ---------------------------------------------------------------------------------------------- noise, background
@@ -435,6 +451,46 @@ def _component_shape(mask: np.ndarray) -> tuple[str, float]:
     return "blob", math.sqrt(area / math.pi)
 
 
+def _box_fit(region: np.ndarray) -> tuple[float, np.ndarray]:
+    """How well a region the colour picked out fits a block (1 a rectangle, 0.7 a rounded one, 0.6 a shaded
+    or tilted one whose outline frays, 0 anything else), and the region without what sticks out of it.
+
+    A block in a real picture is seldom a clean rectangle of one colour: shading splits its faces, a holder
+    or an arm adds a stub, a tilt adds a ragged edge. Thin attachments are cut off (an opening a third of
+    its width) before the outline is judged.
+
+    >>> block = np.zeros((40, 60), bool); block[10:30, 10:40] = True; block[2:10, 24:27] = True  # an arm on top
+    >>> fit, kept = _box_fit(block); fit, int(kept[:8].sum())
+    (1.0, 0)
+    >>> ring = np.zeros((40, 40), np.uint8); _ = cv2.circle(ring, (20, 20), 12, 1, 3)
+    >>> _box_fit(ring.astype(bool))[0]
+    0.0
+    """
+    ys, xs = np.nonzero(region)
+    size = max(3, round(min(np.ptp(xs) + 1, np.ptp(ys) + 1) / 3)) | 1
+    opened = cv2.morphologyEx(
+        region.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    )
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if count < 2:
+        return 0.0, region
+    kept = comp == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if kept.sum() < 0.6 * region.sum():
+        return 0.0, region  # mostly thin parts: a frame, a ring, a line
+    shape, _ = _component_shape(kept)
+    if shape == "box":
+        return 1.0, kept
+    if shape == "round":
+        return 0.7, kept
+    contour = max(
+        cv2.findContours(kept.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0],
+        key=cv2.contourArea,
+    )
+    (_, _), (w, h), _ = cv2.minAreaRect(contour)
+    rectangularity = float(kept.sum()) / max((w + 1.0) * (h + 1.0), 1.0)
+    return (0.6, kept) if rectangularity >= 0.72 else (0.0, region)
+
+
 def _thin(mask: np.ndarray) -> bool:
     """A long thin structure (a stick, an arm, a string): at most 5 px across and 4 times as long."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -528,15 +584,24 @@ class Perception:
         return self.labels == blob.label
 
 
-def _hanging(frame: np.ndarray, x: float, top: float, reach: float, threshold: float = 30.0) -> bool:
+def _hanging(
+    frame: np.ndarray,
+    x: float,
+    top: float,
+    reach: float,
+    threshold: float = 30.0,
+    bottom: float | None = None,
+) -> bool:
     """Whether a thin line (a string, a grabber arm, a rod) comes down onto a thing from above: in some
     column within ``reach`` of ``x``, just above its top, a 1-3 px band of steady colour that differs from
-    the pixels a few px to both sides."""
+    the pixels a few px to both sides, and that does not go on below the thing (``bottom``): a stripe of the
+    wallpaper passes behind things, a string ends at what it holds."""
     height, width = frame.shape[:2]
     rows = [r for r in range(round(top) - 14, round(top) - 1) if 0 <= r < height]
     if len(rows) < 6:
         return False
     image = frame.astype(np.float32)
+    under = [] if bottom is None else [r for r in range(round(bottom) + 4, round(bottom) + 14) if r < height]
     for col in range(round(x - reach), round(x + reach) + 1):
         if not 6 <= col < width - 6:
             continue
@@ -547,23 +612,33 @@ def _hanging(frame: np.ndarray, x: float, top: float, reach: float, threshold: f
             np.linalg.norm(middle - right, axis=1) > threshold
         )
         if differs.mean() >= 0.8 and float(np.std(middle, axis=0).max()) < 20.0:
+            if len(under) >= 5:
+                line = np.median(middle, axis=0)
+                if (np.linalg.norm(image[under, col] - line, axis=1) < threshold).mean() >= 0.6:
+                    continue  # the same line below the thing: a pattern behind it
             return True
     return False
 
 
-def _plausible(frame: np.ndarray, mask: np.ndarray, support: np.ndarray, floor_y: float) -> float:
+def _plausible(
+    frame: np.ndarray, mask: np.ndarray, support: np.ndarray, floor_y: float, held: bool = False
+) -> float:
     """How plausible it is that a still thing is a real object: 1 resting on the support below it, 0.9 hanging
-    from a line, 0.3 in the air with nothing holding it (a picture, a pattern), 0 sunk below the support."""
+    from a line, 0.3 in the air with nothing holding it (a picture, a pattern), 0 sunk below the support. For
+    a thing the description says is held (``held``), hanging from a line is 1, and resting or floating (a hand
+    or a holder the picture does not show as a line) 0.6."""
     ys, xs = np.nonzero(mask)
     bottom, top, x = float(ys.max()), float(ys.min()), float(xs.mean())
     col = int(min(max(round(x), 0), len(support) - 1))
     below = float(support[col])
     if bottom > max(below, floor_y) + 4:
         return 0.0
+    reach = 0.5 * max(float(np.ptp(xs)), 2.0)
+    if held:
+        return 1.0 if _hanging(frame, x, top, reach, bottom=bottom) else 0.6
     if abs(bottom - below) <= 4:
         return 1.0
-    reach = 0.5 * max(float(np.ptp(xs)), 2.0)
-    return 0.9 if _hanging(frame, x, top, reach) else 0.3
+    return 0.9 if _hanging(frame, x, top, reach, bottom=bottom) else 0.3
 
 
 def _candidates(
@@ -596,7 +671,8 @@ def _candidates(
             ring = _ring(_disc_mask((height, width), cx, cy, 1.1 * r), max(2, round(0.4 * r)))
             stand_out = min(1.0, _novelty(frame, _disc_mask((height, width), cx, cy, 0.8 * r), ring) / 30.0)
             edges = _edge_support(gradient, cx, cy, r)
-            score = 0.5 * (0.3 + 0.35 * stand_out + 0.35 * edges) * _plausible(frame, disc, support, floor_y)
+            place = _plausible(frame, disc, support, floor_y, mention.held)
+            score = 0.5 * (0.3 + 0.35 * stand_out + 0.35 * edges) * place
             out.append((score, disc, "round", r))
         return sorted(out, key=lambda c: -c[0])
     # A shaded or patterned object shows its colour's neighbours too (a white domino's shadowed half is grey),
@@ -660,19 +736,25 @@ def _candidates(
                 shape_fit = min(1.0, fill / 0.6) * (0.5 + 0.5 * _edge_support(gradient, cx, cy, r))
                 radius: float | None = r
             else:
-                shape, _ = _component_shape(region)
-                if shape == "blob":
+                shape_fit, region = _box_fit(region)
+                if shape_fit == 0.0:
                     continue
                 mask = cv2.morphologyEx(
                     region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)
                 ).astype(bool)
                 ring = _ring(mask, 3)
                 inner = mask
-                shape_fit = 1.0 if shape == "box" else 0.7
                 radius = None
             stand_out = min(1.0, _novelty(frame, inner, ring) / 30.0)
-            place = _plausible(frame, region, support, floor_y)  # its own pixels: a fitted disc may overhang
+            place = _plausible(
+                frame, region, support, floor_y, mention.held
+            )  # its pixels: a disc may overhang
             out.append((fit * shape_fit * (0.4 + 0.6 * stand_out) * place, mask, mention.shape, radius))
+    if mention.shape in ("round", "box") and out:
+        # What a description names is seldom the smallest thing of its colour in the picture: a dot of the
+        # wallpaper or a book on a shelf loses to a block of the same colour and fit.
+        largest = max(float(c[1].sum()) for c in out)
+        out = [(score * (float(mask.sum()) / largest) ** 0.25, mask, kind, r) for score, mask, kind, r in out]
     return sorted(out, key=lambda c: -c[0])
 
 
