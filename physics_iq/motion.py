@@ -967,8 +967,11 @@ def _assign_mentions(objects: list[Blob], named: list[Mention]) -> dict[int, int
         if blob.mention >= 0:
             mention = named[blob.mention]
             blob.noun, blob.bounce = mention.noun, mention.bounce
-            if mention.colour is not None and colour_match(mention.colour, blob.colour) > 0:
-                blob.colour = mention.colour  # the description's word for what is seen: a VLM would use it
+            if mention.colour is not None:
+                # The description's word for it, even where the pixels say otherwise (pale blue "white" ice, a
+                # "silver" ball in shadow): a VLM calls a thing what the description calls it, and a sentence
+                # that names it by its seen colour would read as another thing to whoever reads it back.
+                blob.colour = mention.colour
             if mention.shape in ("grains", "fluid"):
                 blob.shape = mention.shape
         elif blob.shape in ("round", "box"):

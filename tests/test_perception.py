@@ -208,3 +208,15 @@ def test_a_wallpaper_stripe_is_not_a_string() -> None:
     assert not motion._hanging(image, 30.0, 40.0, 6.0, bottom=49.0)
     image[50:, 29:32] = 230  # the line now ends at the thing: a string
     assert motion._hanging(image, 30.0, 40.0, 6.0, bottom=49.0)
+
+
+def test_a_named_thing_keeps_the_descriptions_colour_word() -> None:
+    # Pale blue ice the description calls white (found moving as it melts, matched to "a white block" by its
+    # shape): named "the white block", so that a prompt sentence about it ("The white block stays where it
+    # is") is read back as the same thing, not as a second, cyan one that the prior would pin instead.
+    text = "A white block of ice sits on a hot plate."
+    ice = motion.Blob(80.0, 55.0, 900, "cyan", (65, 40, 30, 30), 1, shape="box", moving=True)
+    motion._assign_mentions([ice], motion.mentions(text))
+    motion._name_objects([ice], motion.mentions(text), 160)
+    assert ice.name == "the white block"
+    assert [m.label for m in motion.mentions(text + " The white block stays where it is.")] == ["white block"]
