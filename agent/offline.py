@@ -201,7 +201,8 @@ class OfflineReasoner:
             if blob.shape in ("grains", "fluid"):
                 e = _Expect(blob, "material", velocity, pre)
             elif math.hypot(*velocity) > 8:
-                e = _Expect(blob, "moving", velocity, pre, falls=not supported or bool(pre and pre.gravity))
+                falls = not supported or bool(pre and pre.gravity) or _rolls_off(blob, velocity[0], support)
+                e = _Expect(blob, "moving", velocity, pre, falls=falls)
             elif k in pushes and k not in let_go:
                 # Set moving by a tool at about the switch frame: one frame (i2v) cannot show how fast.
                 e = _Expect(blob, "pushed", velocity, pre, heading=pushes[k].heading)
@@ -868,6 +869,21 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
 def _overlaps(a: tuple[str, frozenset[str]] | None, b: tuple[str, frozenset[str]]) -> bool:
     """Same object and at least one aspect in common (a suggestion replaces the sentence it corrects)."""
     return a is not None and a[0] == b[0] and bool(a[1] & b[1])
+
+
+def _rolls_off(blob: motion.Blob, vx: float, support: np.ndarray, horizon: float = 1.0) -> bool:
+    """Whether a thing moving along a support at ``vx`` px/s reaches an edge within ``horizon`` seconds: the
+    support drops away (lower than its bottom by more than its radius) somewhere along its way.
+
+    >>> shelf = np.array([60.0] * 40 + [100.0] * 40)   # a shelf top at row 60 ending at column 40
+    >>> ball = motion.Blob(30, 55, 80, "white", (25, 50, 10, 10), 1, "round")
+    >>> _rolls_off(ball, 20.0, shelf), _rolls_off(ball, -20.0, shelf), _rolls_off(ball, 2.0, shelf)
+    (True, False, False)
+    """
+    reach = vx * horizon + math.copysign(blob.radius, vx)
+    a, b = sorted((round(blob.x), round(blob.x + reach)))
+    a, b = max(0, a), min(len(support), b + 1)
+    return b > a and float(np.max(support[a:b])) > blob.bottom + max(4.0, blob.radius)
 
 
 def _scale(objects: list[motion.Blob]) -> float | None:

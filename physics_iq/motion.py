@@ -621,16 +621,26 @@ def _hanging(
 
 
 def _plausible(
-    frame: np.ndarray, mask: np.ndarray, support: np.ndarray, floor_y: float, held: bool = False
+    frame: np.ndarray,
+    mask: np.ndarray,
+    support: np.ndarray,
+    floor_y: float,
+    held: bool = False,
+    solid: np.ndarray | None = None,
 ) -> float:
     """How plausible it is that a still thing is a real object: 1 resting on the support below it, 0.9 hanging
     from a line, 0.3 in the air with nothing holding it (a picture, a pattern), 0 sunk below the support. For
     a thing the description says is held (``held``), hanging from a line is 1, and resting or floating (a hand
-    or a holder the picture does not show as a line) 0.6."""
+    or a holder the picture does not show as a line) 0.6. With the picture's :func:`solid_mask`, what it
+    stands on is read without the thing itself (in a single frame a ball on a heater is part of the solid
+    tower it tops)."""
     ys, xs = np.nonzero(mask)
     bottom, top, x = float(ys.max()), float(ys.min()), float(xs.mean())
     col = int(min(max(round(x), 0), len(support) - 1))
     below = float(support[col])
+    if solid is not None:
+        floor = solid.shape[0]
+        below = float(floor - _standing_run(solid[:, col] & ~mask[:floor, col]))
     if bottom > max(below, floor_y) + 4:
         return 0.0
     reach = 0.5 * max(float(np.ptp(xs)), 2.0)
@@ -650,6 +660,7 @@ def _candidates(
     circles: list[tuple[float, float, float]],
     support: np.ndarray,
     floor_y: float,
+    solid: np.ndarray | None = None,
 ) -> list[tuple[float, np.ndarray, str, float | None]]:
     """Scored ``(score, mask, shape, radius)`` candidates for a named thing not seen moving, best first.
 
@@ -671,7 +682,7 @@ def _candidates(
             ring = _ring(_disc_mask((height, width), cx, cy, 1.1 * r), max(2, round(0.4 * r)))
             stand_out = min(1.0, _novelty(frame, _disc_mask((height, width), cx, cy, 0.8 * r), ring) / 30.0)
             edges = _edge_support(gradient, cx, cy, r)
-            place = _plausible(frame, disc, support, floor_y, mention.held)
+            place = _plausible(frame, disc, support, floor_y, mention.held, solid)
             score = 0.5 * (0.3 + 0.35 * stand_out + 0.35 * edges) * place
             out.append((score, disc, "round", r))
         return sorted(out, key=lambda c: -c[0])
@@ -746,9 +757,8 @@ def _candidates(
                 inner = mask
                 radius = None
             stand_out = min(1.0, _novelty(frame, inner, ring) / 30.0)
-            place = _plausible(
-                frame, region, support, floor_y, mention.held
-            )  # its pixels: a disc may overhang
+            # Judged on its own pixels: a fitted disc may overhang them.
+            place = _plausible(frame, region, support, floor_y, mention.held, solid)
             out.append((fit * shape_fit * (0.4 + 0.6 * stand_out) * place, mask, mention.shape, radius))
     if mention.shape in ("round", "box") and out:
         # What a description names is seldom the smallest thing of its colour in the picture: a dot of the
@@ -777,7 +787,8 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
     named = mentions(text)
     gradient = _gradient(switch)
     floor_y = detect_floor(background)
-    support_guess = support_surface(background, floor_y)
+    solid_guess = solid_mask(background, floor_y)
+    support_guess = support_surface(background, floor_y, solid=solid_guess)
     labels = np.zeros((height, width), np.int32)
     objects: list[Blob] = []
     taken = np.zeros((height, width), bool)
@@ -841,7 +852,7 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
         if mention.shape == "round" and circles is None:
             circles = _circle_candidates(switch, max(3, round(0.012 * height)), max(8, round(0.2 * height)))
         candidates = _candidates(
-            switch, names, gradient, mention, taken, circles or [], support_guess, floor_y
+            switch, names, gradient, mention, taken, circles or [], support_guess, floor_y, solid_guess
         )
         for score, mask, kind, fitted in candidates:
             if missing <= 0 or score < 0.2:
@@ -1477,29 +1488,14 @@ def detect_floor(frame: np.ndarray) -> float:
     return float(start + math.floor((first + last) / 2 + 1.5))
 
 
-def support_surface(background: np.ndarray, floor_y: float, unknown: np.ndarray | None = None) -> np.ndarray:
-    """Per column, the row where a falling object would land: the top of the static solid standing on the
-    ground line (a ramp, a step, a post), or the ground line itself where nothing stands on it.
-
-    "Solid" is what differs clearly in colour (CIELAB distance) from every main colour of the backdrop (the
-    top 30 % of the space above the ground, clustered: a patterned wall has several), read from that band;
-    thin vertical structures (grabber arms, strings: under 7 px wide) are not solid. ``unknown`` marks pixels
-    that were not seen (objects inpainted away): a column whose solid top touches them takes its height from
-    the neighbouring columns, interpolated across gentle slopes (a ball resting on a ramp) and held from the
-    nearer side across cliffs (a ball at the edge of a block).
-
-    >>> img = np.full((60, 40, 3), 60, np.uint8); img[50:] = 170                 # backdrop, floor at row 50
-    >>> img[30:50, 30:] = 200; img[10:50, 5:8] = 200                            # a step, and a thin pole
-    >>> surface = support_surface(img, floor_y=50.0)
-    >>> float(surface[20]), float(surface[35]), float(surface[6])
-    (50.0, 30.0, 50.0)
-    """
+def solid_mask(background: np.ndarray, floor_y: float) -> np.ndarray:
+    """``(floor, W)`` bool: what differs clearly in colour (CIELAB distance) from every main colour of the
+    backdrop, above the ground line (see :func:`support_surface`)."""
     height, width = background.shape[:2]
     floor = round(min(max(floor_y, 1.0), float(height)))
-    surface = np.full(width, float(floor))
     top_rows = max(4, int(0.3 * floor))
     if floor <= top_rows + 2:
-        return surface
+        return np.zeros((floor, width), bool)
     lab = cv2.cvtColor(background, cv2.COLOR_RGB2LAB).astype(np.float32)
     sample = lab[:top_rows].reshape(-1, 3)
     k = min(6, max(1, len(sample) // 50))
@@ -1509,29 +1505,70 @@ def support_surface(background: np.ndarray, floor_y: float, unknown: np.ndarray 
     # here, the backdrop's colours (and every support found from them) are the same on every call and thread.
     cv2.setRNGSeed(0)
     _, assignment, centres = cv2.kmeans(picked, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-    # The backdrop's main colours: clusters covering at least 8 % of the band (a patterned wall has a few;
-    # a picture or a pole in the band is not the backdrop).
+    # The backdrop's main colours: clusters covering at least 8 % of the band and found across most of its
+    # width, in at least 6 of 10 vertical slices (a patterned wall has a few, repeated from edge to edge; a
+    # picture or a poster in the band covers a stretch of it, and a ramp of the poster's colour is solid).
     share = np.bincount(assignment.ravel(), minlength=k) / max(len(picked), 1)
-    centres = centres[share >= 0.08]
+    nearest = np.argmin(np.linalg.norm(lab[:top_rows, :, None, :] - centres[None, None], axis=-1), axis=-1)
+    slices = np.array_split(np.arange(width), 10)
+    across = np.array([sum((nearest[:, cols] == c).mean() >= 0.02 for cols in slices) for c in range(k)])
+    backdrop = (share >= 0.08) & (across >= 6)
+    if not backdrop.any():
+        backdrop = share >= share.max()
+    # The backdrop's own texture (its pixels' distance to their colour) sets the bar; 14 CIELAB units is a
+    # clearly visible colour difference.
+    spread = np.linalg.norm(lab[:top_rows] - centres[nearest], axis=-1)[backdrop[nearest]]
+    centres = centres[backdrop]
     dist = np.min(np.linalg.norm(lab[:floor, :, None, :] - centres[None, None], axis=-1), axis=-1)
-    spread = np.min(np.linalg.norm(sample[:, None, :] - centres[None], axis=-1), axis=-1)
-    # The backdrop's own texture sets the bar; 14 CIELAB units is a clearly visible colour difference.
-    threshold = max(14.0, 4.0 * float(np.percentile(spread, 75)))
+    threshold = max(14.0, 3.0 * float(np.percentile(spread, 75)))
     solid = (dist > threshold).astype(np.uint8)
     solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((1, 7), np.uint8))
-    solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((3, 1), np.uint8)).astype(bool)
-    # The solid run standing on the ground: rows from the floor upwards until the first non-solid row
-    # (a gap of up to 2 rows right at the ground line is the antialiased edge, not air).
-    above = solid[::-1]  # row 0 = the row just above the floor
-    start = np.argmax(above[:3], axis=0)
-    starts_solid = above[:3].any(axis=0)
-    run = np.zeros(width, int)
-    for x in np.flatnonzero(starts_solid):
-        column = above[start[x] :, x]
-        gap = np.flatnonzero(~column)
-        run[x] = start[x] + (gap[0] if gap.size else column.size)
-    raised = run >= 3  # a bump of 1-2 rows is codec noise on the ground line
-    surface[raised] = floor - run[raised]
+    return cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((3, 1), np.uint8)).astype(bool)
+
+
+def _standing_run(column: np.ndarray) -> int:
+    """Rows of solid standing on the ground in one column of a solid mask (the ground line last): from the
+    ground upwards until the first non-solid row (a gap of up to 2 rows right at the ground line is the
+    antialiased edge, not air); 0 for a bump of 1-2 rows (codec noise on the ground line)."""
+    above = column[::-1]  # row 0 = the row just above the floor
+    if not above[:3].any():
+        return 0
+    start = int(np.argmax(above[:3]))
+    gap = np.flatnonzero(~above[start:])
+    run = start + (int(gap[0]) if gap.size else above.size - start)
+    return run if run >= 3 else 0
+
+
+def support_surface(
+    background: np.ndarray,
+    floor_y: float,
+    unknown: np.ndarray | None = None,
+    solid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per column, the row where a falling object would land: the top of the static solid standing on the
+    ground line (a ramp, a step, a post), or the ground line itself where nothing stands on it.
+
+    "Solid" is what differs clearly in colour (CIELAB distance) from every main colour of the backdrop (the
+    top 30 % of the space above the ground, clustered: a patterned wall has several, repeated across its
+    width; a poster is not one of them), read from that band; thin vertical structures (grabber arms,
+    strings: under 7 px wide) are not solid. ``solid`` passes :func:`solid_mask` when it is already known.
+    ``unknown`` marks pixels that were not seen (objects inpainted away): a column whose solid top touches
+    them takes its height from the neighbouring columns, interpolated across gentle slopes (a ball resting on
+    a ramp) and held from the nearer side across cliffs (a ball at the edge of a block).
+
+    >>> img = np.full((60, 40, 3), 60, np.uint8); img[50:] = 170                 # backdrop, floor at row 50
+    >>> img[30:50, 30:] = 200; img[10:50, 5:8] = 200                            # a step, and a thin pole
+    >>> surface = support_surface(img, floor_y=50.0)
+    >>> float(surface[20]), float(surface[35]), float(surface[6])
+    (50.0, 30.0, 50.0)
+    """
+    height, width = background.shape[:2]
+    floor = round(min(max(floor_y, 1.0), float(height)))
+    if solid is None:
+        solid = solid_mask(background, floor_y)
+    surface = np.full(width, float(floor))
+    for x in range(width):
+        surface[x] = floor - _standing_run(solid[:, x])
     if unknown is not None and unknown.any():
         hidden = np.zeros(width, bool)
         for col in range(width):

@@ -220,3 +220,38 @@ def test_a_named_thing_keeps_the_descriptions_colour_word() -> None:
     motion._name_objects([ice], motion.mentions(text), 160)
     assert ice.name == "the white block"
     assert [m.label for m in motion.mentions(text + " The white block stays where it is.")] == ["white block"]
+
+
+def _striped_wall(height: int = 120, width: int = 200) -> np.ndarray:
+    image = np.full((height, width, 3), (235, 222, 190), np.uint8)  # beige wallpaper
+    image[:, ::16][:, :] = (40, 150, 150)  # with thin teal stripes across its whole width
+    image[:, 1::16] = (40, 150, 150)
+    image[100:] = (150, 100, 60)  # a wooden table top from row 100
+    return image
+
+
+def test_a_poster_in_the_backdrop_does_not_hide_a_ramp_of_its_colour() -> None:
+    # A blue poster high on a striped wall covers a stretch of the top band; a blue ramp stands on the table.
+    # The wall's colours repeat across its width, the poster's do not: the ramp is solid, the support rises.
+    image = _striped_wall()
+    image[5:30, 120:190] = (40, 70, 200)  # the poster
+    for col in range(20, 100):
+        image[100 - (100 - col) * 50 // 80 : 100, col] = (40, 70, 200)  # a ramp rising to the left
+    surface = motion.support_surface(image, 100.0)
+    assert surface[30] < 60 and surface[90] > 90, surface[::10]
+    assert surface[150] == 100.0  # under the poster: the table
+
+
+def test_a_thing_resting_on_a_block_in_one_frame_rests() -> None:
+    # In a single frame a ball on a heater is part of the solid tower it tops; what it rests on is read
+    # without the ball itself (it was taken for a thing floating above the tower's top, its own top).
+    image = _striped_wall()
+    image[80:100, 60:110] = (30, 30, 30)  # a dark heater on the table
+    yy, xx = np.mgrid[:120, :200]
+    ball = (yy - 70) ** 2 + (xx - 85) ** 2 <= 10**2
+    image[ball] = (230, 60, 140)
+    solid = motion.solid_mask(image, 100.0)
+    support = motion.support_surface(image, 100.0, solid=solid)
+    assert support[85] <= 61  # the ball is part of the tower
+    assert motion._plausible(image, ball, support, 100.0, solid=solid) == 1.0
+    assert motion._plausible(image, ball, support, 100.0) < 1.0
