@@ -838,30 +838,53 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
         shape, radius = _component_shape(region)
         add(rest, shape, True, radius if shape == "round" else None)
     _merge_fluids(objects, named, labels)
-    # 2. Named things not seen moving: shape candidates, best first.
+    # 2. Named things not seen moving: shape candidates, best first. Solid things compete for regions
+    # together (a white ball among six white dominoes goes to the ball, whose shape it fits better, not to
+    # whichever was named first); a liquid or a pile of beads is looked for in what is left, so that its
+    # colour cannot swallow a block of a similar colour floating in it.
     assigned = _assign_mentions(objects, named)
     circles: list[tuple[float, float, float]] | None = None
-    # Solid things first: a liquid or a pile of beads is looked for in what is left, so that its colour
-    # cannot swallow a block of a similar colour floating in it.
-    order = sorted(range(len(named)), key=lambda k: named[k].shape in ("grains", "fluid"))
-    for index in order:
-        mention = named[index]
-        missing = mention.count - assigned.get(index, 0)
-        if missing <= 0:
-            continue
-        if mention.shape == "round" and circles is None:
-            circles = _circle_candidates(switch, max(3, round(0.012 * height)), max(8, round(0.2 * height)))
-        candidates = _candidates(
-            switch, names, gradient, mention, taken, circles or [], support_guess, floor_y, solid_guess
-        )
-        for score, mask, kind, fitted in candidates:
-            if missing <= 0 or score < 0.2:
-                break
-            if (mask & taken).sum() > 0.3 * mask.sum():
+    missing = {k: m.count - assigned.get(k, 0) for k, m in enumerate(named)}
+    solids = [k for k, m in enumerate(named) if m.shape not in ("grains", "fluid")]
+    materials = [k for k, m in enumerate(named) if m.shape in ("grains", "fluid")]
+    for group in (solids, materials):
+        pool: list[tuple[float, int, np.ndarray, str, float | None]] = []
+        for index in group:
+            mention = named[index]
+            if missing[index] <= 0:
                 continue
+            if mention.shape == "round" and circles is None:
+                circles = _circle_candidates(
+                    switch, max(3, round(0.012 * height)), max(8, round(0.2 * height))
+                )
+            pool += [
+                (score, index, mask, kind, fitted)
+                for score, mask, kind, fitted in _candidates(
+                    switch,
+                    names,
+                    gradient,
+                    mention,
+                    taken,
+                    circles or [],
+                    support_guess,
+                    floor_y,
+                    solid_guess,
+                )
+                if score >= 0.2
+            ]
+        pool.sort(key=lambda c: -c[0])
+        claimed = taken.copy()
+        accepted: list[tuple[int, np.ndarray, str, float | None]] = []
+        for _score, index, mask, kind, fitted in pool:
+            if missing[index] <= 0 or (mask & claimed).sum() > 0.3 * mask.sum():
+                continue
+            accepted.append((index, mask, kind, fitted))
+            claimed |= cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            missing[index] -= 1
+        # Added in the description's order (what is simulated, and in what order, does not depend on scores).
+        for index, mask, kind, fitted in sorted(accepted, key=lambda a: a[0]):
             blob = add(mask & ~taken if kind != "round" else mask, kind, False, fitted)
             blob.mention = index
-            missing -= 1
     if not text.strip():
         # No description to say what matters: every compact patch of one colour (not a backdrop colour) that
         # stands out clearly from its surroundings is taken for an object.
