@@ -612,19 +612,17 @@ class OfflineReasoner:
                             f"{other.name}."
                         )
             # -- vanishing inside the frame
-            if m.vanished_at is not None:
-                x, y = m.positions[max(0, m.vanished_at - 1)]
-                if 8 < x < width - 8 and 8 < y < height - 8:
-                    error += 1.0
-                    flag(
-                        m.vanished_at,
-                        len(frames),
-                        name,
-                        "no vanishing",
-                        "high",
-                        f"{name} disappears in the middle of the frame at about {m.vanished_at * dt:.1f} s",
-                    )
-                    changes.append(f"{_cap(name)} stays in view the whole time.")
+            if m.vanished_at is not None and not _leaves_view(m, e.blob.radius, width, height):
+                error += 1.0
+                flag(
+                    m.vanished_at,
+                    len(frames),
+                    name,
+                    "no vanishing",
+                    "high",
+                    f"{name} disappears in the middle of the frame at about {m.vanished_at * dt:.1f} s",
+                )
+                changes.append(f"{_cap(name)} stays in view the whole time.")
             # -- sinking into a support
             # The switch frame is real: whatever the object stands on is at least as low as its bottom there.
             floor_here = max(support, p.floor_y, e.blob.bottom)
@@ -869,6 +867,26 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
 def _overlaps(a: tuple[str, frozenset[str]] | None, b: tuple[str, frozenset[str]]) -> bool:
     """Same object and at least one aspect in common (a suggestion replaces the sentence it corrects)."""
     return a is not None and a[0] == b[0] and bool(a[1] & b[1])
+
+
+def _leaves_view(m: motion.ObjectMotion, radius: float, width: int, height: int) -> bool:
+    """Whether a thing lost by the tracker was leaving the picture: where it was last seen, or where its last
+    step would take it one frame later, is within its radius (and a margin) of the frame's edge.
+
+    >>> path = [(216.0, 140.0), (250.0, 140.0), (284.0, 140.0), (284.0, 140.0)]  # lost after frame 2
+    >>> m = motion.ObjectMotion("the ball", "white", (272.0, 0.0), (272.0, 0.0), None, [], None, 3, None,
+    ...                         149.0, None, positions=path)
+    >>> _leaves_view(m, 9.0, 320, 180), _leaves_view(m, 9.0, 640, 180)
+    (True, False)
+    """
+    seen = m.positions[: max(1, m.vanished_at or len(m.positions))]
+    x, y = seen[-1]
+    vx, vy = (x - seen[-2][0], y - seen[-2][1]) if len(seen) > 1 else (0.0, 0.0)
+    margin = radius + 8.0
+    return any(
+        not (margin < px < width - margin and margin < py < height - margin)
+        for px, py in ((x, y), (x + vx, y + vy))
+    )
 
 
 def _rolls_off(blob: motion.Blob, vx: float, support: np.ndarray, horizon: float = 1.0) -> bool:

@@ -370,6 +370,23 @@ def test_offline_critic_lets_a_ball_leaving_an_edge_fall() -> None:
     assert "velocity continuity" in {v.law for v in slowed.violations}
 
 
+def test_offline_critic_tells_a_ball_leaving_the_picture_from_one_that_vanishes() -> None:
+    # A fast ball last seen 36 px from the right edge, one step from leaving it, is leaving the picture (the
+    # tracker loses a ball half out of view); one lost in the middle of the frame vanished.
+    fps, speed = 8.0, 290.0
+    prefix = _rolling_clip([100 + speed * t / fps for t in range(-11, 1)])
+    scene = make_scene("A white ball rolls to the right along a wooden table.", "v2v", fps, 40, prefix)
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    leaving = critic.critique(
+        scene, prediction.prompt, _rolling_clip([100 + speed * k / fps for k in range(1, 41)], seed=1)
+    )
+    assert "no vanishing" not in {v.law for v in leaving.violations}
+    gone = [100 + speed * k / fps if k < 3 else -100.0 for k in range(1, 41)]  # gone after frame 2
+    vanished = critic.critique(scene, prediction.prompt, _rolling_clip(gone, seed=1))
+    assert "no vanishing" in {v.law for v in vanished.violations}
+
+
 def test_offline_critic_says_when_a_pushed_ball_does_not_go() -> None:
     frame = _rolling_clip([80.0])
     description = "A white ball rests on a wooden table. A cue stick pushes the white ball to the right."
