@@ -453,7 +453,8 @@ def _component_shape(mask: np.ndarray) -> tuple[str, float]:
 
 def _box_fit(region: np.ndarray) -> tuple[float, np.ndarray]:
     """How well a region the colour picked out fits a block (1 a rectangle, 0.7 a rounded one, 0.6 a shaded
-    or tilted one whose outline frays, 0 anything else), and the region without what sticks out of it.
+    or tilted one whose outline frays, 0 anything filling less than 72 % of its rectangle), and the region
+    without what sticks out of it.
 
     A block in a real picture is seldom a clean rectangle of one colour: shading splits its faces, a holder
     or an arm adds a stub, a tilt adds a ragged edge. Thin attachments are cut off (an opening a third of
@@ -480,15 +481,15 @@ def _box_fit(region: np.ndarray) -> tuple[float, np.ndarray]:
     shape, _ = _component_shape(kept)
     if shape == "box":
         return 1.0, kept
-    if shape == "round":
-        return 0.7, kept
     contour = max(
         cv2.findContours(kept.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0],
         key=cv2.contourArea,
     )
     (_, _), (w, h), _ = cv2.minAreaRect(contour)
     rectangularity = float(kept.sum()) / max((w + 1.0) * (h + 1.0), 1.0)
-    return (0.6, kept) if rectangularity >= 0.72 else (0.0, region)
+    if rectangularity < 0.72:
+        return 0.0, region  # a triangle (a poster's mountain), a star, a ragged patch: no block
+    return (0.7 if shape == "round" else 0.6), kept
 
 
 def _thin(mask: np.ndarray) -> bool:
@@ -608,10 +609,14 @@ def _hanging(
         middle = image[rows, col]
         left = image[rows, col - 5]
         right = image[rows, col + 5]
-        differs = (np.linalg.norm(middle - left, axis=1) > threshold) & (
-            np.linalg.norm(middle - right, axis=1) > threshold
-        )
-        if differs.mean() >= 0.8 and float(np.std(middle, axis=0).max()) < 20.0:
+        to_left = np.linalg.norm(middle - left, axis=1)
+        to_right = np.linalg.norm(middle - right, axis=1)
+        differs = (to_left > threshold) & (to_right > threshold)
+        # Where the line crosses something of its own colour (an arm in front of a dark picture frame) the
+        # row says nothing either way.
+        crossing = (to_left <= threshold) & (to_right <= threshold)
+        judged = ~crossing
+        if judged.sum() >= 6 and differs[judged].mean() >= 0.8 and float(np.std(middle, axis=0).max()) < 20.0:
             if len(under) >= 5:
                 line = np.median(middle, axis=0)
                 if (np.linalg.norm(image[under, col] - line, axis=1) < threshold).mean() >= 0.6:
@@ -753,7 +758,9 @@ def _candidates(
                 mask = cv2.morphologyEx(
                     region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)
                 ).astype(bool)
-                ring = _ring(mask, 3)
+                # The band starts 2 px out: a block's own blurred or shaded rim (and the stub an opening cut
+                # off) is not its surroundings.
+                ring = _ring(cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool), 3)
                 inner = mask
                 radius = None
             stand_out = min(1.0, _novelty(frame, inner, ring) / 30.0)
