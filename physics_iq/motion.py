@@ -452,8 +452,8 @@ def _component_shape(mask: np.ndarray) -> tuple[str, float]:
 
 
 def _box_fit(region: np.ndarray) -> tuple[float, np.ndarray]:
-    """How well a region the colour picked out fits a block (1 a rectangle, 0.7 a rounded one, 0.6 a shaded
-    or tilted one whose outline frays, 0 anything filling less than 72 % of its rectangle), and the region
+    """How well a region the colour picked out fits a block (1 a rectangle, 0.6 a shaded or tilted one whose
+    outline frays, 0.5 a round one, 0 anything filling less than 72 % of its rectangle), and the region
     without what sticks out of it.
 
     A block in a real picture is seldom a clean rectangle of one colour: shading splits its faces, a holder
@@ -489,7 +489,7 @@ def _box_fit(region: np.ndarray) -> tuple[float, np.ndarray]:
     rectangularity = float(kept.sum()) / max((w + 1.0) * (h + 1.0), 1.0)
     if rectangularity < 0.72:
         return 0.0, region  # a triangle (a poster's mountain), a star, a ragged patch: no block
-    return (0.7 if shape == "round" else 0.6), kept
+    return (0.5 if shape == "round" else 0.6), kept  # a disc is a poorer block than a frayed rectangle
 
 
 def _thin(mask: np.ndarray) -> bool:
