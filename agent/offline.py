@@ -880,6 +880,8 @@ def _leaves_view(m: motion.ObjectMotion, radius: float, width: int, height: int)
     (True, False)
     """
     seen = m.positions[: max(1, m.vanished_at or len(m.positions))]
+    if not seen:
+        return False
     x, y = seen[-1]
     vx, vy = (x - seen[-2][0], y - seen[-2][1]) if len(seen) > 1 else (0.0, 0.0)
     margin = radius + 8.0
