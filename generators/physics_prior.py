@@ -691,6 +691,9 @@ class PhysicsPriorGenerator:
             if k in images:
                 bodies.append(SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, mirror_of=images[k]))
                 continue
+            # Each object draws from its own stream, keyed by where it is: its physics does not change when
+            # the perception lists the objects in another order (a reworded description names them in another).
+            own = np.random.default_rng([request.seed, max(0, round(blob.x)), max(0, round(blob.y))])
             s = said.objects.get(k, Said())
             item = _expectation_for(expectations, blob, width, height)
             if item is not None:
@@ -705,11 +708,11 @@ class PhysicsPriorGenerator:
                 fall_scales.append(s.fall_scale)
             vx, vy = measured.get(k, (0.0, 0.0))
             if k in measured and not s.same_speed:  # "at the same speed it had": exactly the measured one
-                vx *= 1 + rng.normal(0, self.velocity_jitter)
-                vy *= 1 + rng.normal(0, self.velocity_jitter)
+                vx *= 1 + own.normal(0, self.velocity_jitter)
+                vy *= 1 + own.normal(0, self.velocity_jitter)
             if s.moves and s.heading is not None and (k not in measured or math.hypot(vx, vy) < 5):
                 share = s.speed if s.speed is not None else SPEED_WORDS["steadily"]
-                speed = share * width * float(np.exp(rng.normal(0, 0.3)))
+                speed = share * width * float(np.exp(own.normal(0, 0.3)))
                 dx, dy = _HEADING[s.heading]
                 vx, vy = dx * speed, dy * speed
             resting = math.hypot(vx, vy) < 5
@@ -736,7 +739,7 @@ class PhysicsPriorGenerator:
                     side = "right" if float(np.argmin(support)) > blob.x else "left"
                 tx, ty = _pull_source(support, floor_y, blob.x, y, side)
                 lo, hi = self.pull_range
-                strength = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * 9.81 * px_per_m
+                strength = float(np.exp(own.uniform(np.log(lo), np.log(hi)))) * 9.81 * px_per_m
                 pull = Pull(tx, ty, strength, sign, math.hypot(tx - blob.x, ty - y), blob.radius + 4.0)
             restitution = s.bounce
             if restitution is None and blob.bounce is not None:

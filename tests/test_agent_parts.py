@@ -650,3 +650,21 @@ def test_a_pull_speeds_a_ball_up_towards_its_source_and_a_push_turns_it_back() -
     turn = int(np.argmax(pushed[:, 0]))
     assert 0 < turn < 30 and pushed[turn, 0] < source[0] - 20  # stops short of the source ...
     assert pushed[-1, 0] < pushed[turn, 0] - 50  # ... and is pushed back
+
+
+def test_physics_prior_gives_each_object_its_own_draws_whatever_the_order() -> None:
+    # Two balls on a table, both set rolling: naming them in the other order lists them in the other order,
+    # and each must still get the same speed for a seed (each object draws from a stream keyed by where it is).
+    frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
+    frame[140:] = (120, 90, 60)
+    cv2.circle(frame, (80, 131), 8, (230, 30, 30), -1)
+    cv2.circle(frame, (220, 131), 8, (40, 80, 235), -1)
+    pushes = "The red ball rolls to the right. The blue ball rolls to the left."
+    speeds = []
+    for balls in ("A red ball and a blue ball", "A blue ball and a red ball"):
+        request = GenerationRequest(frame[None], 8.0, f"{balls} rest on a table. {pushes}", 3, 40, mode="i2v")
+        plan = PhysicsPriorGenerator().plan(request)
+        speeds.append(
+            {o.name: round(b.vx, 6) for o, b in zip(plan.perception.objects, plan.bodies, strict=True)}
+        )
+    assert speeds[0] == speeds[1] and speeds[0]["the red ball"] > 0 > speeds[0]["the blue ball"]
