@@ -311,6 +311,11 @@ def _shadow(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     return (ratio > 0.4) & (ratio < 0.92) & same_chroma
 
 
+def _grown(mask: np.ndarray, px: int = 2) -> np.ndarray:
+    """A boolean mask grown by ``px`` pixels in every direction (a square neighbourhood)."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)).astype(bool)
+
+
 def _ring(mask: np.ndarray, width: int) -> np.ndarray:
     """The band of ``width`` px around a boolean mask."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
@@ -760,7 +765,7 @@ def _candidates(
                 ).astype(bool)
                 # The band starts 2 px out: a block's own blurred or shaded rim (and the stub an opening cut
                 # off) is not its surroundings.
-                ring = _ring(cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool), 3)
+                ring = _ring(_grown(mask), 3)
                 inner = mask
                 radius = None
             stand_out = min(1.0, _novelty(frame, inner, ring) / 30.0)
@@ -816,7 +821,7 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
             fitted_radius=fitted,
         )
         objects.append(blob)
-        taken[cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)] = True
+        taken[_grown(mask)] = True
         return blob
 
     # 1. Things that moved: components of the moving mask, tools (thin and long) cut off or left out, each
@@ -886,7 +891,7 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
             if missing[index] <= 0 or (mask & claimed).sum() > 0.3 * mask.sum():
                 continue
             accepted.append((index, mask, kind, fitted))
-            claimed |= cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            claimed |= _grown(mask)
             missing[index] -= 1
         # Added in the description's order (what is simulated, and in what order, does not depend on scores).
         for index, mask, kind, fitted in sorted(accepted, key=lambda a: a[0]):
@@ -915,14 +920,14 @@ def perceive(prefix: np.ndarray, text: str = "", fps: float = 8.0) -> Perception
     hidden = np.zeros((height, width), bool)
     for blob in objects:
         mask = labels == blob.label
-        grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        grown = _grown(mask)
         still_there = float(np.median(_distance(background[mask], switch[mask]))) < found.threshold
         if still_there or not blob.moving:
             hidden |= grown
     if hidden.any():
         background = cv2.inpaint(background, hidden.astype(np.uint8), 3, cv2.INPAINT_TELEA)
     floor_y = detect_floor(background)
-    covered = cv2.dilate((labels > 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    covered = _grown(labels > 0)
     support = support_surface(background, floor_y, unknown=hidden | covered)
     return Perception(objects, labels, background, hidden, floor_y, support, noise, named)
 
