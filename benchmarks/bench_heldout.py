@@ -133,7 +133,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    run_seeds = [int(x) for x in args.run_seeds.split(",") if x.strip()]
+    try:
+        run_seeds = [int(x) for x in args.run_seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--run-seeds: expected comma-separated non-negative integers, got {args.run_seeds!r}")
+    if not run_seeds or min(run_seeds) < 0:
+        parser.error(f"--run-seeds: expected comma-separated non-negative integers, got {args.run_seeds!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     split = "in-distribution" if args.style in DEVELOPMENT_LOOKS else "held-out"
     name = f"{args.style}-s{args.seed}"

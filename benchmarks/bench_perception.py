@@ -76,6 +76,11 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
+    if not any(args.suite.glob("split-videos/conditioning-videos/*/*.state.json")):
+        parser.error(
+            f"{args.suite}: no ground-truth state (split-videos/conditioning-videos/<N>FPS/*.state.json); "
+            "expected a folder written by `physrefine make-suite`"
+        )
     layout = DatasetLayout(args.suite)
     results = []
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
