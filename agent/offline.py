@@ -43,7 +43,7 @@ from agent.schemas import (
 )
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
-from physics_iq.vocabulary import TETHER_WORDS, TYPICAL_SIZE_M, direction, says, words
+from physics_iq.vocabulary import SMOOTH_WORDS, TETHER_WORDS, TYPICAL_SIZE_M, direction, says, words
 
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?(?! of)|dropped|opens?|opened)\b", re.I)
@@ -360,7 +360,20 @@ class OfflineReasoner:
                     flag(0, 2, name, "velocity continuity", "high" if gap > 0.6 else "medium", detail)
                     jolted = True
                     tail = " and falls" if e.falls and way not in ("up", "down") else ""
+                    # A block that did not slow before the switch slides without friction to speak of.
+                    steady = (
+                        e.blob.shape != "round"
+                        and speed1 < speed0
+                        and not e.falls
+                        and e.before is not None
+                        and e.before.speed_change is not None
+                        and e.before.speed_change > -0.1
+                    )
+                    tail = ", without slowing down" if steady else tail
                     changes.append(f"{_cap(name)} keeps {verb} {way} at the same speed it had{tail}.")
+                    force = _force_too_soon(e.pull, (vx0, vy0), start)
+                    if force:
+                        changes.append(force.format(name=_cap(name)))
             # -- let go: it must fall
             if e.kind in ("released", "swinging"):
                 dropped = m.lowest_y - (e.blob.bottom)
@@ -611,6 +624,30 @@ class OfflineReasoner:
                             f"{_cap(name)} keeps {verb} {way}{same} without slowing down until it hits "
                             f"{other.name}."
                         )
+            # -- a magnet pushing it back turns it round before it gets there
+            if e.pull.startswith("pushed") and e.kind in ("moving", "pushed") and len(xy) > 2:
+                side = e.pull.split(":")[1]
+                sign = 1.0 if side == "right" else -1.0
+                heading = e.velocity[0] if math.hypot(*e.velocity) > 8 else {"right": 1.0, "left": -1.0}.get(
+                    e.heading or "", 0.0
+                )
+                along = sign * (xy[:, 0] - xy[0, 0])
+                if heading * sign > 0 and along[-1] >= float(along.max()) - e.blob.radius and along[-1] > 0:
+                    error += 0.5
+                    back = "left" if side == "right" else "right"
+                    flag(
+                        0,
+                        len(frames),
+                        name,
+                        "magnetic force",
+                        "medium",
+                        f"{name} is never pushed back, although it moves towards a magnet facing it with the "
+                        "same pole",
+                    )
+                    changes.append(
+                        f"{_cap(name)} is pushed back strongly by the magnet on the {side} before it reaches it "
+                        f"and moves back to the {back}."
+                    )
             # -- vanishing inside the frame
             if m.vanished_at is not None and not _leaves_view(m, e.blob.radius, width, height):
                 error += 1.0
@@ -730,11 +767,17 @@ class OfflineReasoner:
             if change in kept:
                 continue
             key = _keys([change], objects)[0]
-            same = [i for i, k in enumerate(_keys(kept, objects)) if key is not None and _overlaps(k, key)]
+            keys = _keys(kept, objects)
+            touched = [i for i, k in enumerate(keys) if key is not None and _overlaps(k, key)]
+            # A sentence that also says what a force or an impact does to the object ("slows down before the
+            # magnet and is pushed back") keeps it: a suggestion about its start says nothing about that.
+            same = [i for i in touched if key is not None and not (keys[i][1] - key[1]) & _OWN_ASPECTS]
             if same:  # replace in place, so the prompt keeps its order and stays comparable across loops
                 kept[same[0]] = change
                 kept = [s for i, s in enumerate(kept) if i not in same[1:]]
                 replaced += 1
+            elif touched:
+                kept.insert(touched[0], change)
             else:
                 kept.insert(
                     max(0, len(kept) - 1) if kept and kept[-1].startswith("Nothing else") else len(kept),
@@ -762,6 +805,9 @@ _ASPECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("motion", ("falls", "still", "until_hit", "moves", "swings", "rises", "slows")),
 )
 
+
+#: Aspects a suggestion removes from the prompt only when it speaks of them itself.
+_OWN_ASPECTS = frozenset({"pull", "bounce"})
 
 _PRONOUN = re.compile(r"^\s*(?:it|its|they|then it|and it)\b", re.I)
 
@@ -810,6 +856,7 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
     g = 9.81 * view.px_per_m if view.px_per_m else None
     out = []
     subjects = _about(statements, view.perception.objects)
+    smooth = bool(SMOOTH_WORDS & set(words(scene.description)))  # "a smooth track", "an icy floor"
     for k, e in enumerate(view.expect):
         if e.kind == "reflection":
             continue
@@ -836,7 +883,7 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
             speed = "fast" if says(text, "fast") else "slow" if says(text, "slow") else "medium"
         bounce = "high" if says(text, "bounce_high") else "low" if says(text, "bounce_low") else "none"
         friction = (
-            "low" if says(text, "keeps_speed") or says(text, "slows_gently")
+            "low" if says(text, "keeps_speed") or says(text, "slows_gently") or smooth
             else "high" if says(text, "slows_quickly")
             else "medium"
         )  # fmt: skip
@@ -862,6 +909,30 @@ def _expectations(view: _View, statements: list[str], scene: Scene) -> list[Obje
             )
         )
     return out
+
+
+def _force_too_soon(pull: str, before: tuple[float, float], after: tuple[float, float]) -> str:
+    """The suggestion for a thing a magnet acts on whose speed jumps at the switch frame the way the force
+    pushes (a magnet's force grows as the thing comes close, so at a distance it hardly changes its speed);
+    ``""`` where the jump is not the force's doing. ``{name}`` stands for the thing.
+
+    >>> _force_too_soon("pushed:right", (90.0, 0.0), (40.0, 0.0))
+    '{name} is pushed back by the magnet on the right only as it comes close to it.'
+    >>> _force_too_soon("pulled:left", (-30.0, 0.0), (-80.0, 0.0))
+    '{name} is pulled towards the magnet on the left gently at first, faster and faster as it comes close.'
+    >>> _force_too_soon("pushed:right", (-90.0, 0.0), (-40.0, 0.0)), _force_too_soon("", (9.0, 0.0), (1.0, 0.0))
+    ('', '')
+    """
+    if not pull:
+        return ""
+    kind, side = pull.split(":")
+    sign = 1.0 if side == "right" else -1.0
+    change = sign * (after[0] - before[0])  # > 0: towards the magnet's side
+    if kind == "pushed" and sign * before[0] > 0 and change < 0:
+        return f"{{name}} is pushed back by the magnet on the {side} only as it comes close to it."
+    if kind == "pulled" and change > 0:
+        return f"{{name}} is pulled towards the magnet on the {side} gently at first, faster and faster as it comes close."
+    return ""
 
 
 def _overlaps(a: tuple[str, frozenset[str]] | None, b: tuple[str, frozenset[str]]) -> bool:

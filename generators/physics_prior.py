@@ -26,7 +26,9 @@ left"; "it" continues the previous sentence's object), with the phrase tables of
 - falling speed: "falls slowly" / "falls quickly", relative to the scale the objects' sizes imply (a ball
   about 7 cm across, :data:`physics_iq.vocabulary.TYPICAL_SIZE_M`);
 - forces: "is pulled towards the magnet on the right", "is pushed back by the magnet" (a softened
-  inverse-square field from the nearest thing standing on that side).
+  inverse-square field from the nearest thing standing on that side), "gently" / "only as it comes close"
+  or "strongly" for the lower or upper third of the prior on its strength; slowing said in the same sentence
+  is the force's doing, not friction.
 
 Numbers come through ``GenerationRequest.context["expectations"]`` when the caller has them (a real video
 model ignores the context): a list of per-object dicts with the fields of the model-facing expectation
@@ -111,6 +113,7 @@ class SimBody:
     pivot: tuple[float, float] | None = None
     asleep: bool = False
     on_support: bool = False
+    friction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ def simulate(
             shape = pymunk.Circle(body, max(b.radius, 0.5))
         restitution = params.restitution if b.restitution is None else b.restitution
         shape.elasticity = min(max(restitution, 0.0), 0.99)
-        shape.friction = params.friction
+        shape.friction = params.friction if b.friction is None else b.friction
         space.add(body, shape)
         if b.pivot is not None and not b.pinned:
             space.add(pymunk.PinJoint(space.static_body, body, b.pivot, (0.0, 0.0)))
@@ -289,6 +292,7 @@ class Said:
         bounce: Restitution from bounce words.
         fall_scale: Multiplier on the expected gravity ("falls slowly" < 1).
         pull: ``(+1 attracted / -1 pushed back, side)``, side ``right``/``left``/``""``.
+        force: How hard the pull or push acts: ``"gentle"``, ``"strong"`` or ``None`` (not said).
     """
 
     falls: bool = False
@@ -303,6 +307,7 @@ class Said:
     bounce: float | None = None
     fall_scale: float | None = None
     pull: tuple[float, str] | None = None
+    force: str | None = None
 
 
 @dataclass
@@ -341,7 +346,10 @@ def _said_in(sentence: str, said: Said) -> None:
     for word, share in SPEED_WORDS.items():
         if re.search(rf"\b{word}\b", sentence.lower()) and said.moves:
             said.speed = share
-    if says(sentence, "keeps_speed"):
+    pulled, pushed = says(sentence, "pulled"), says(sentence, "pushed_back")
+    if pulled or pushed:
+        pass  # "slows down before the magnet and is pushed back": the force slows it, not friction
+    elif says(sentence, "keeps_speed"):
         said.keep = 1.0
     elif says(sentence, "slows_gently"):
         said.keep = 0.8
@@ -360,10 +368,13 @@ def _said_in(sentence: str, said: Said) -> None:
         said.bounce = 0.75
     if said.falls and says(sentence, "slow"):
         said.fall_scale = 0.5
-    pulled, pushed = says(sentence, "pulled"), says(sentence, "pushed_back")
     if pulled or pushed:
         side = _SIDE.search(sentence.lower())
         said.pull = (1.0 if pulled and not pushed else -1.0, side[1] if side else "")
+        if says(sentence, "force_gentle"):
+            said.force = "gentle"
+        elif says(sentence, "force_strong"):
+            said.force = "strong"
 
 
 def read_prompt(text: str, objects: list[motion.Blob]) -> PromptPhysics:
@@ -418,6 +429,38 @@ def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: 
     return float(np.mean(run)), (top + floor_y) / 2
 
 
+def _face(support: np.ndarray, floor_y: float, x: float, side: str) -> float:
+    """The column where the first thing standing on the floor on ``side`` of ``x`` begins (the frame's edge
+    where there is none).
+
+    >>> support = np.array([50.0] * 30 + [30.0] * 10 + [50.0] * 10)
+    >>> _face(support, 50.0, 10.0, "right"), _face(support, 50.0, 45.0, "left"), _face(support, 50.0, 10.0, "left")
+    (30.0, 39.0, 0.0)
+    """
+    raised = support < floor_y - 3
+    columns = np.arange(len(support))
+    ahead = np.flatnonzero(raised & (columns > x if side == "right" else columns < x))
+    if not len(ahead):
+        return float(len(support) - 1) if side == "right" else 0.0
+    return float(ahead[0] if side == "right" else ahead[-1])
+
+
+def stop_short_strength(speed: float, start: float, stop: float, soft: float) -> float:
+    """The start acceleration of a repelling :class:`Pull` (softened inverse square) that brings a body closing
+    in at ``speed`` from distance ``start`` to rest at distance ``stop``: the work of the field over the way,
+    ``strength * (start² + soft²) / soft * (atan(start / soft) - atan(stop / soft))``, equals ``speed² / 2``.
+
+    >>> a = stop_short_strength(90.0, 140.0, 30.0, 12.0)
+    >>> round(a, 2)
+    8.34
+    >>> from math import atan
+    >>> round(a * (140.0**2 + 12.0**2) / 12.0 * (atan(140.0 / 12.0) - atan(30.0 / 12.0)) - 90.0**2 / 2, 6)
+    0.0
+    """
+    span = math.atan(start / soft) - math.atan(stop / soft)
+    return speed * speed * soft / (2.0 * (start * start + soft * soft) * max(span, 1e-6))
+
+
 def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     """The per-column support heights of :func:`physics_iq.motion.support_surface` as a few ``(x, y)`` points
     (Douglas-Peucker within ``tolerance`` px), ready to become static segments.
@@ -430,21 +473,50 @@ def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     return simplified.astype(np.float64)
 
 
+def prefix_tracks(prefix: np.ndarray, perception: motion.Perception, fps: float, n: int = 4) -> dict[int, np.ndarray]:
+    """Positions ``(n, 2)`` (oldest first, the switch frame last; NaN where not seen) of each perceived object
+    that moved, tracked backwards through the last ``n`` prefix frames."""
+    moving = [b for b in perception.objects if b.moving]
+    if len(prefix) < 3 or not moving:
+        return {}
+    window = prefix[-n:][::-1]
+    tracks = motion.track_objects(window, moving, perception.labels, perception.background, fps)
+    return {perception.objects.index(b): t.xy[::-1] for b, t in zip(moving, tracks, strict=True)}
+
+
 def prefix_velocities(
     prefix: np.ndarray, perception: motion.Perception, fps: float
 ) -> dict[int, tuple[float, float]]:
     """Velocity (px/s) at the switch frame of each perceived object that moved, by tracking it backwards
     through the last prefix frames."""
-    moving = [b for b in perception.objects if b.moving]
-    if len(prefix) < 3 or not moving:
-        return {}
-    window = prefix[-4:][::-1]
-    tracks = motion.track_objects(window, moving, perception.labels, perception.background, fps)
-    out = {}
-    for blob, track in zip(moving, tracks, strict=True):
-        vx, vy = motion.fit_velocity(track.xy[::-1], fps, at_end=True, n=3)
-        out[perception.objects.index(blob)] = (vx, vy)
-    return out
+    return {
+        k: motion.fit_velocity(xy, fps, at_end=True, n=3)
+        for k, xy in prefix_tracks(prefix, perception, fps).items()
+    }
+
+
+def sliding_friction(xy: np.ndarray, fps: float, gravity: float) -> float | None:
+    """The friction coefficient a thing sliding sideways shows in its last prefix frames: its deceleration
+    (a parabola fitted to its horizontal positions), less what half a pixel of jitter can fake at this frame
+    rate, over gravity, within 0..0.5; ``None`` where the track is too short or the motion is not sideways.
+
+    >>> t = np.arange(4) / 8.0
+    >>> xy = np.stack([100 + 90 * t - 0.5 * 96.0 * t**2, np.full(4, 50.0)], axis=1)  # slowing by 96 px/s²
+    >>> round(sliding_friction(xy, 8.0, 320.0), 3), sliding_friction(xy[:2], 8.0, 320.0)
+    (0.2, None)
+    """
+    part = xy[~np.isnan(xy[:, 0])]
+    if len(part) < 4 or gravity <= 0:
+        return None
+    t = np.arange(len(part)) / fps
+    half_ax, vx = (float(c) for c in np.polyfit(t, part[:, 0], 2)[:2])
+    vy = float(np.polyfit(t, part[:, 1], 1)[0])
+    speed = vx + 2 * half_ax * t[-1]
+    if abs(speed) < 8 or abs(vy) > 0.3 * abs(speed):
+        return None
+    jitter = 0.5 * fps * fps  # px/s²: half a pixel over one frame interval squared
+    slowing = -2 * half_ax * math.copysign(1.0, speed) - jitter
+    return float(min(max(slowing / gravity, 0.0), 0.5))
 
 
 def scale_px_per_m(objects: list[motion.Blob]) -> float | None:
@@ -560,12 +632,12 @@ _FRICTION_CLASS = {"low": 0.9, "medium": 0.5, "high": 0.2}
 _HEADING = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 
 
-def _apply_expectation(said: Said, item: Mapping[str, Any]) -> None:
+def _apply_expectation(said: Said, item: Mapping[str, Any], smooth: bool = False) -> None:
     """Structured numbers from the caller fill in what the words left open; the words win where they spoke.
 
     The prompt is what every video model reads, and its sentences are the VLM's considered statement; the
     classes of the structured fields are coarse (three speeds, three bounces), so they complement the words
-    instead of overriding them.
+    instead of overriding them. A prompt that calls the surface smooth or icy has spoken about friction.
     """
     spoke = said.still or said.falls or said.moves or said.free or said.swings
     motion_kind = str(item.get("motion", "")).lower()
@@ -586,7 +658,7 @@ def _apply_expectation(said: Said, item: Mapping[str, Any]) -> None:
     if bounce in _BOUNCE_CLASS and said.bounce is None:
         said.bounce = _BOUNCE_CLASS[bounce]
     friction = str(item.get("friction", "")).lower()
-    if friction in _FRICTION_CLASS and said.keep is None:
+    if friction in _FRICTION_CLASS and said.keep is None and not (smooth and friction != "low"):
         said.keep = _FRICTION_CLASS[friction]
 
 
@@ -629,6 +701,9 @@ class PhysicsPriorGenerator:
         restitution_range: Prior on restitution when neither the prompt nor the material says (uniform).
         damping_range: Prior on the velocity fraction kept per second (uniform).
         pull_range: Prior on a stated attraction/repulsion's acceleration at the start, in g (log-uniform).
+        stop_share: For a thing heading into a stated repulsion: how far along its way to the source it gets
+            before turning back (uniform), by how hard the prompt says the push is (``""`` not said,
+            ``"gentle"``, ``"strong"``).
         delay_s: Seconds to sleep per generation, standing in for a slow model (used to test interruption).
     """
 
@@ -647,6 +722,7 @@ class PhysicsPriorGenerator:
         restitution_range: tuple[float, float] = (0.1, 0.9),
         damping_range: tuple[float, float] = (0.5, 1.0),
         pull_range: tuple[float, float] = (0.02, 0.5),
+        stop_share: dict[str, tuple[float, float]] | None = None,
         delay_s: float = 0.0,
         **unused: object,
     ) -> None:
@@ -659,6 +735,7 @@ class PhysicsPriorGenerator:
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
         self.damping_range = (float(damping_range[0]), float(damping_range[1]))
         self.pull_range = (float(pull_range[0]), float(pull_range[1]))
+        self.stop_share = stop_share or {"": (0.5, 0.95), "gentle": (0.8, 0.97), "strong": (0.25, 0.6)}
 
     def plan(self, request: GenerationRequest) -> Plan:
         """The start state, parameters and static geometry this request and seed lead to (for tests and logs)."""
@@ -669,7 +746,8 @@ class PhysicsPriorGenerator:
         objects = perception.objects
         said = read_prompt(request.prompt, objects)
         expectations = request.context.get("expectations") if request.context else None
-        measured = prefix_velocities(request.prefix, perception, request.fps) if request.mode == "v2v" else {}
+        tracks = prefix_tracks(request.prefix, perception, request.fps) if request.mode == "v2v" else {}
+        measured = {k: motion.fit_velocity(xy, request.fps, at_end=True, n=3) for k, xy in tracks.items()}
         floor_y, support = perception.floor_y, perception.support.copy()
         for k, (vx, vy) in measured.items():
             # Rolling or sliding along something: that something is under its whole footprint (the object
@@ -687,6 +765,9 @@ class PhysicsPriorGenerator:
         default_bounce = float(rng.uniform(*self.restitution_range))
         default_keep = float(rng.uniform(*self.damping_range))
         fall_scales = []
+        # "A smooth track", "an icy floor": things slide with hardly any friction or drag.
+        smooth = bool(SMOOTH_WORDS & set(words(request.prompt)))
+        smooth_mu = 0.02
         for k, blob in enumerate(objects):
             if k in images:
                 bodies.append(SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, mirror_of=images[k]))
@@ -697,7 +778,7 @@ class PhysicsPriorGenerator:
             s = said.objects.get(k, Said())
             item = _expectation_for(expectations, blob, width, height)
             if item is not None:
-                _apply_expectation(s, item)
+                _apply_expectation(s, item, smooth)
                 lands = item.get("lands_at")
                 col = int(min(max(round(blob.x), 0), width - 1))
                 drop = float(support[col]) - (blob.y + blob.radius)
@@ -732,15 +813,44 @@ class PhysicsPriorGenerator:
                 if asleep
                 else min(blob.y, below - (blob.bbox[3] / 2 if blob.shape == "box" else blob.radius))
             )
+            # A block sliding in the prefix shows its friction by how fast it slowed (none on an air track).
+            grip = (
+                sliding_friction(tracks[k], request.fps, g) if k in tracks and blob.shape != "round" else None
+            )
+            if s.keep == 1.0 and blob.shape != "round":
+                grip = 0.0  # "slides without slowing down"
             pull = None
             if s.pull is not None:
                 sign, side = s.pull
                 if not side:
                     side = "right" if float(np.argmin(support)) > blob.x else "left"
                 tx, ty = _pull_source(support, floor_y, blob.x, y, side)
-                lo, hi = self.pull_range
-                strength = float(np.exp(own.uniform(np.log(lo), np.log(hi)))) * 9.81 * px_per_m
-                pull = Pull(tx, ty, strength, sign, math.hypot(tx - blob.x, ty - y), blob.radius + 4.0)
+                d0, soft = math.hypot(tx - blob.x, ty - y), blob.radius + 4.0
+                closing = (vx * (tx - blob.x) + vy * (ty - y)) / max(d0, 1e-6)
+                if sign < 0 and closing > 5:
+                    # Heading into a push it is said to turn back from: it stops short of the magnet, so the
+                    # strength is what spends its speed over part of the way (further with "only as it comes
+                    # close", less far with "strongly").
+                    lo, hi = self.stop_share[s.force or ""]
+                    contact = soft + abs(tx - _face(support, floor_y, blob.x, side))
+                    stop = min(contact + (1 - own.uniform(lo, hi)) * max(d0 - contact, 0.0), 0.95 * d0)
+                    # Sliding friction spends part of the speed on the way (a rolling ball loses next to none),
+                    # and where it stops the push must beat friction to send it back.
+                    mu = 0.0 if blob.shape == "round" else grip if grip is not None else smooth_mu if smooth else 0.5
+                    left = max(closing * closing - 2 * mu * g * (d0 - stop), 0.0)
+                    strength = max(
+                        stop_short_strength(math.sqrt(left), d0, stop, soft),
+                        1.5 * mu * g * (stop * stop + soft * soft) / (d0 * d0 + soft * soft),
+                    )
+                else:
+                    lo, hi = np.log(self.pull_range[0]), np.log(self.pull_range[1])
+                    # "Only as it comes close" / "strongly": the lower or upper third of the prior.
+                    if s.force == "gentle":
+                        hi = lo + (hi - lo) / 3
+                    elif s.force == "strong":
+                        lo = hi - (hi - lo) / 3
+                    strength = float(np.exp(own.uniform(lo, hi))) * 9.81 * px_per_m
+                pull = Pull(tx, ty, strength, sign, d0, soft)
             restitution = s.bounce
             if restitution is None and blob.bounce is not None:
                 restitution = 0.75 if blob.bounce == "bouncy" else 0.08
@@ -769,13 +879,12 @@ class PhysicsPriorGenerator:
                     pivot=pivot,
                     asleep=asleep,
                     on_support=supported,
+                    friction=grip,
                 )
             )
         if fall_scales:
             g *= float(np.mean(fall_scales))
-        # "A smooth track", "an icy floor": things slide with hardly any friction or drag.
-        smooth = bool(SMOOTH_WORDS & set(words(request.prompt)))
-        friction = 0.02 if smooth else 0.5
+        friction = smooth_mu if smooth else 0.5
         if smooth:
             default_keep = max(default_keep, 0.95)
         params = WorldParams(gravity=g, restitution=default_bounce, damping=default_keep, friction=friction)

@@ -262,6 +262,14 @@ MOTION_PHRASES: dict[str, tuple[str, ...]] = {
     "slow": (r"\bslowly\b", r"\bgently\b", r"\bin slow motion\b"),
     "pulled": (r"\b(?:pulled|drawn|attracted|sucked)\b[^.;]*?\b(?:towards?|to)\b",),
     "pushed_back": (r"\b(?:pushed (?:back|away)|repelled|repels?|driven back)\b",),
+    # How hard a stated pull or push acts (a magnet's force grows as the object comes close).
+    "force_gentle": (r"\bonly (?:as|when|once) it (?:comes?|gets?|is) (?:close|near)",
+                     r"\b(?:gently|weakly|softly|slightly) (?:pulled|drawn|attracted|pushed|repelled)\b",
+                     r"\b(?:pulled|drawn|attracted|pushed (?:back|away)|repelled)\b[^.;]*?\b(?:gently|weakly)\b",
+                     r"\bweak (?:pull|push|force|magnet)\b"),
+    "force_strong": (r"\b(?:strongly|sharply|hard|firmly) (?:pulled|drawn|attracted|pushed|repelled)\b",
+                     r"\b(?:pulled|drawn|attracted|pushed (?:back|away)|repelled)\b[^.;]*?\b(?:strongly|sharply|at once|right away)\b",
+                     r"\bstrong (?:pull|push|force)\b"),
 }  # fmt: skip
 
 #: Words that say a surface or an object slides with hardly any friction.
