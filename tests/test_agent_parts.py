@@ -16,7 +16,7 @@ from agent.prompting import ROLES, PromptSet, PromptSetError
 from agent.reasoning import RewriteContext, make_scene
 from agent.schemas import Critique, Prediction, ReplyParseError, parse_reply
 from generators.base import GenerationRequest
-from generators.physics_prior import PhysicsPriorGenerator, read_prompt
+from generators.physics_prior import PhysicsPriorGenerator, read_prompt, simulate
 from physics_iq import motion
 from physics_iq.layout import DatasetLayout, Row
 from physics_iq.synthetic import build_suite
@@ -668,3 +668,69 @@ def test_physics_prior_gives_each_object_its_own_draws_whatever_the_order() -> N
             {o.name: round(b.vx, 6) for o, b in zip(plan.perception.objects, plan.bodies, strict=True)}
         )
     assert speeds[0] == speeds[1] and speeds[0]["the red ball"] > 0 > speeds[0]["the blue ball"]
+
+
+_REPEL = (
+    "A magenta magnetic puck slides on a smooth track towards a magnet at the right end facing the puck with "
+    "the same pole."
+)
+
+
+def _puck_clip(xs: list[float], seed: int = 0) -> np.ndarray:
+    """A magenta puck sliding along a brown track towards a grey magnet standing on its right end."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for x in xs:
+        frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
+        frame[140:] = (120, 90, 60)
+        frame[112:140, 262:286] = (90, 90, 110)  # the magnet
+        frame[130:140, round(x) - 9 : round(x) + 9] = (220, 40, 200)
+        frames.append(np.clip(frame + rng.normal(0, 1.0, frame.shape), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_a_puck_heading_into_a_like_pole_stops_short_and_comes_back_for_every_seed() -> None:
+    fps, speed = 8.0, 80.0
+    prefix = _puck_clip([40 + speed * t / fps for t in range(12)])
+    prompt = (
+        f"{_REPEL} The magenta puck keeps sliding to the right at the same speed it had, without slowing down. "
+        "The magenta puck slows down before it reaches the magnet on the right and is pushed back to the left."
+    )
+    said = read_prompt(prompt, _perceived(prefix, _REPEL).objects).objects[0]
+    # Slowing said of a push is the push's doing: no friction from it, and no slowing by drag either.
+    assert said.pull == (-1.0, "right") and said.keep == 1.0
+    generator = PhysicsPriorGenerator()
+    for seed in range(6):
+        request = GenerationRequest(prefix, fps, prompt, seed, 40, mode="v2v")
+        plan = generator.plan(request)
+        (puck,) = plan.bodies
+        assert puck.friction == 0.0 and puck.pull is not None
+        (track,) = simulate(
+            plan.bodies, plan.params, floor_y=plan.floor_y, width=320.0, n_frames=40, fps=fps, surface=plan.surface
+        ).transpose(1, 0, 2)
+        turn = int(np.argmax(track[:, 0]))
+        assert 0 < turn < 39, seed  # it turns back within the clip ...
+        assert track[turn, 0] < 262 - 9, seed  # ... before it touches the magnet ...
+        assert track[-1, 0] < track[turn, 0] - 30, seed  # ... and is pushed back
+
+
+def test_a_suggestion_about_a_start_keeps_what_a_magnet_does_later() -> None:
+    fps, speed = 8.0, 80.0
+    prefix = _puck_clip([40 + speed * t / fps for t in range(12)])
+    scene = make_scene(_REPEL, "v2v", fps, 40, prefix)
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    push = "The magenta puck slows down before it reaches the magnet on the right and is pushed back to the left."
+    assert push in prediction.prompt
+    x0 = 40 + speed * 11 / fps
+    # It slides on into the magnet and stays there: never pushed back.
+    into = _puck_clip([min(x0 + speed * k / fps, 262 - 9) for k in range(1, 41)], seed=1)
+    critique = critic.critique(scene, prediction.prompt, into)
+    assert "magnetic force" in {v.law for v in critique.violations}
+    assert any("pushed back strongly" in c for c in critique.suggested_changes)
+    # A critique that only asks for the speed at the start leaves the push in the prompt.
+    start = "The magenta puck keeps sliding to the right at the same speed it had, without slowing down."
+    only_start = critique.model_copy(update={"suggested_changes": [start]})
+    rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(only_start,)))
+    assert start in rewrite.prompt and push in rewrite.prompt
+    assert "The magenta puck keeps sliding to the right." not in rewrite.prompt
