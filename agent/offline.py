@@ -628,8 +628,10 @@ class OfflineReasoner:
             if e.pull.startswith("pushed") and e.kind in ("moving", "pushed") and len(xy) > 2:
                 side = e.pull.split(":")[1]
                 sign = 1.0 if side == "right" else -1.0
-                heading = e.velocity[0] if math.hypot(*e.velocity) > 8 else {"right": 1.0, "left": -1.0}.get(
-                    e.heading or "", 0.0
+                heading = (
+                    e.velocity[0]
+                    if math.hypot(*e.velocity) > 8
+                    else {"right": 1.0, "left": -1.0}.get(e.heading or "", 0.0)
                 )
                 along = sign * (xy[:, 0] - xy[0, 0])
                 if heading * sign > 0 and along[-1] >= float(along.max()) - e.blob.radius and along[-1] > 0:
@@ -771,7 +773,11 @@ class OfflineReasoner:
             touched = [i for i, k in enumerate(keys) if key is not None and _overlaps(k, key)]
             # A sentence that also says what a force or an impact does to the object ("slows down before the
             # magnet and is pushed back") keeps it: a suggestion about its start says nothing about that.
-            same = [i for i in touched if key is not None and not (keys[i][1] - key[1]) & _OWN_ASPECTS]
+            same = [
+                i
+                for i in touched
+                if key is not None and (k := keys[i]) is not None and not (k[1] - key[1]) & _OWN_ASPECTS
+            ]
             if same:  # replace in place, so the prompt keeps its order and stays comparable across loops
                 kept[same[0]] = change
                 kept = [s for i, s in enumerate(kept) if i not in same[1:]]

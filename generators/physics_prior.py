@@ -473,7 +473,9 @@ def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     return simplified.astype(np.float64)
 
 
-def prefix_tracks(prefix: np.ndarray, perception: motion.Perception, fps: float, n: int = 4) -> dict[int, np.ndarray]:
+def prefix_tracks(
+    prefix: np.ndarray, perception: motion.Perception, fps: float, n: int = 4
+) -> dict[int, np.ndarray]:
     """Positions ``(n, 2)`` (oldest first, the switch frame last; NaN where not seen) of each perceived object
     that moved, tracked backwards through the last ``n`` prefix frames."""
     moving = [b for b in perception.objects if b.moving]
@@ -836,7 +838,15 @@ class PhysicsPriorGenerator:
                     stop = min(contact + (1 - own.uniform(lo, hi)) * max(d0 - contact, 0.0), 0.95 * d0)
                     # Sliding friction spends part of the speed on the way (a rolling ball loses next to none),
                     # and where it stops the push must beat friction to send it back.
-                    mu = 0.0 if blob.shape == "round" else grip if grip is not None else smooth_mu if smooth else 0.5
+                    mu = (
+                        0.0
+                        if blob.shape == "round"
+                        else grip
+                        if grip is not None
+                        else smooth_mu
+                        if smooth
+                        else 0.5
+                    )
                     left = max(closing * closing - 2 * mu * g * (d0 - stop), 0.0)
                     strength = max(
                         stop_short_strength(math.sqrt(left), d0, stop, soft),

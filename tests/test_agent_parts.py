@@ -706,7 +706,13 @@ def test_a_puck_heading_into_a_like_pole_stops_short_and_comes_back_for_every_se
         (puck,) = plan.bodies
         assert puck.friction == 0.0 and puck.pull is not None
         (track,) = simulate(
-            plan.bodies, plan.params, floor_y=plan.floor_y, width=320.0, n_frames=40, fps=fps, surface=plan.surface
+            plan.bodies,
+            plan.params,
+            floor_y=plan.floor_y,
+            width=320.0,
+            n_frames=40,
+            fps=fps,
+            surface=plan.surface,
         ).transpose(1, 0, 2)
         turn = int(np.argmax(track[:, 0]))
         assert 0 < turn < 39, seed  # it turns back within the clip ...
