@@ -596,6 +596,71 @@ def _composite(
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class _Rod:
+    """A rod or cord a body swings on: drawn from its pivot to the body in every frame."""
+
+    body: int
+    pivot: tuple[float, float]
+    colour: tuple[float, float, float]
+    width: int = 2
+
+
+def _lift_rods(
+    background: np.ndarray, switch: np.ndarray, bodies: list[SimBody]
+) -> tuple[np.ndarray, list[_Rod]]:
+    """The background without the rods the swinging bodies hang from (painted over from their surroundings), and
+    the rods, so that each turns with its body instead of staying behind as part of the wall.
+
+    >>> frame = np.full((60, 80, 3), 200, np.uint8)
+    >>> _ = cv2.line(frame, (40, 5), (40, 40), (20, 20, 20), 2)
+    >>> bob = SimBody(40.0, 45.0, 0.0, 0.0, 5.0, pivot=(40.0, 5.0))
+    >>> clean, (rod,) = _lift_rods(frame, frame, [bob])
+    >>> int(frame[20, 40, 0]), abs(int(clean[20, 40, 0]) - 200) < 5, [round(c) for c in rod.colour]
+    (20, True, [20, 20, 20])
+    """
+    rods = []
+    mask = np.zeros(background.shape[:2], np.uint8)
+    for k, b in enumerate(bodies):
+        if b.pivot is None or b.pinned:
+            continue
+        px, py = b.pivot
+        length = math.hypot(b.x - px, b.y - py)
+        if length <= b.radius:
+            continue
+        # The rod ends at the body's rim; its colour is the median along its middle (its ends blend in).
+        ex, ey = b.x - (b.x - px) * b.radius / length, b.y - (b.y - py) * b.radius / length
+        line = np.zeros_like(mask)
+        cv2.line(line, (round(px), round(py)), (round(ex), round(ey)), 1, 1)
+        on = switch[line > 0].astype(np.float32)
+        if not len(on):
+            continue
+        colour = tuple(float(c) for c in np.median(on, axis=0))
+        cv2.line(mask, (round(px), round(py)), (round(ex), round(ey)), 1, 4)
+        rods.append(_Rod(k, (px, py), colour))  # type: ignore[arg-type]
+    if not rods:
+        return background, rods
+    return cv2.inpaint(background, mask, 3, cv2.INPAINT_TELEA), rods
+
+
+def _with_rods(background: np.ndarray, rods: list[_Rod], positions: np.ndarray) -> np.ndarray:
+    """The background with each rod drawn from its pivot to where its body is now."""
+    if not rods:
+        return background
+    canvas = background.copy()
+    for rod in rods:
+        x, y = positions[rod.body]
+        cv2.line(
+            canvas,
+            (round(rod.pivot[0]), round(rod.pivot[1])),
+            (round(float(x)), round(float(y))),
+            rod.colour,
+            rod.width,
+            cv2.LINE_AA,
+        )
+    return canvas
+
+
 def _box_of(labels: np.ndarray, blob: motion.Blob) -> tuple[float, float, float]:
     """Width, height and angle (radians, image axes) of a block's mask."""
     ys, xs = np.nonzero(labels == blob.label)
@@ -925,8 +990,14 @@ class PhysicsPriorGenerator:
             # Blocks turn with their bodies; balls keep their look (their shading comes from the light).
             start = np.array([b.angle for b in bodies])
             turns = np.array([b.box is not None for b in bodies])
+            background, rods = _lift_rods(plan.background, switch, bodies)
             frames = np.stack(
-                [_composite(plan.background, sprites, s[:, :2], (s[:, 2] - start) * turns) for s in states]
+                [
+                    _composite(
+                        _with_rods(background, rods, s[:, :2]), sprites, s[:, :2], (s[:, 2] - start) * turns
+                    )
+                    for s in states
+                ]
             )
         else:  # nothing to move: the scene stays as it is
             frames = np.repeat(switch[None], request.num_frames, axis=0)

@@ -740,3 +740,25 @@ def test_a_suggestion_about_a_start_keeps_what_a_magnet_does_later() -> None:
     rewrite = critic.rewrite(scene, RewriteContext(1, prediction.prompt, critiques=(only_start,)))
     assert start in rewrite.prompt and push in rewrite.prompt
     assert "The magenta puck keeps sliding to the right." not in rewrite.prompt
+
+
+def test_a_swinging_bob_takes_its_rod_along() -> None:
+    # A bob held out to the left on a dark rod, let go: in the continuation the rod runs from the pivot to the
+    # bob wherever it is, and where the rod hung at the start only the wall is left.
+    frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
+    frame[150:] = (120, 90, 60)
+    pivot, bob = (160, 10), (80, 90)
+    cv2.line(frame, pivot, bob, (30, 30, 30), 2)
+    cv2.circle(frame, bob, 9, (120, 120, 130), -1)
+    description = "A grey pendulum bob on a thin rod is held up to the left of its pivot. The bob is let go."
+    prompt = f"{description} The grey bob is let go and swings down on its rod."
+    video = PhysicsPriorGenerator().generate(GenerationRequest(frame[None], 8.0, prompt, 0, 16, mode="i2v"))
+    (body,) = video.metadata["objects"]
+    assert body["pivot"] is not None
+    later = video.frames[3]
+    dark = np.all(later < 90, axis=2)
+    old = np.zeros(dark.shape, bool)
+    cv2.line(old.view(np.uint8), pivot, (100, 70), 1, 1)  # the upper part of where the rod hung
+    assert dark[old].mean() < 0.2
+    ys, xs = np.nonzero(dark[:140])
+    assert len(xs) > 40 and xs.max() > 150  # a dark line from the pivot down towards the bob
