@@ -760,5 +760,5 @@ def test_a_swinging_bob_takes_its_rod_along() -> None:
     old = np.zeros(dark.shape, bool)
     cv2.line(old.view(np.uint8), pivot, (100, 70), 1, 1)  # the upper part of where the rod hung
     assert dark[old].mean() < 0.2
-    ys, xs = np.nonzero(dark[:140])
+    _, xs = np.nonzero(dark[:140])
     assert len(xs) > 40 and xs.max() > 150  # a dark line from the pivot down towards the bob
