@@ -636,7 +636,6 @@ class OfflineReasoner:
                 along = sign * (xy[:, 0] - xy[0, 0])
                 if heading * sign > 0 and along[-1] >= float(along.max()) - e.blob.radius and along[-1] > 0:
                     error += 0.5
-                    back = "left" if side == "right" else "right"
                     flag(
                         0,
                         len(frames),
@@ -647,8 +646,7 @@ class OfflineReasoner:
                         "same pole",
                     )
                     changes.append(
-                        f"{_cap(name)} is pushed back strongly by the magnet on the {side} before it reaches it "
-                        f"and moves back to the {back}."
+                        f"{_cap(name)} is pushed back strongly by the magnet on the {side} before it reaches it."
                     )
             # -- vanishing inside the frame
             if m.vanished_at is not None and not _leaves_view(m, e.blob.radius, width, height):

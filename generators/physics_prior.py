@@ -339,7 +339,10 @@ def _said_in(sentence: str, said: Said) -> None:
     if says(sentence, "moves") or says(sentence, "swings") or says(sentence, "rises"):
         said.moves = True
     heading = direction(sentence)
-    if heading is not None and (said.moves or said.falls or says(sentence, "pushed_back")):
+    # "... and is pushed back to the left" says where the force sends it later, not which way it goes now (the
+    # field turns it round by itself).
+    forced = says(sentence, "pushed_back") or says(sentence, "pulled")
+    if heading is not None and (said.moves or said.falls) and not forced:
         said.heading = heading
     if says(sentence, "rises"):
         said.heading = "up"
@@ -913,9 +916,11 @@ class PhysicsPriorGenerator:
                         else 0.5
                     )
                     left = max(closing * closing - 2 * mu * g * (d0 - stop), 0.0)
+                    # Friction alone may stop it sooner, further out, where the push must still beat it.
+                    held = max(stop, d0 - closing * closing / (2 * mu * g)) if mu > 0 else stop
                     strength = max(
                         stop_short_strength(math.sqrt(left), d0, stop, soft),
-                        1.5 * mu * g * (stop * stop + soft * soft) / (d0 * d0 + soft * soft),
+                        1.5 * mu * g * (held * held + soft * soft) / (d0 * d0 + soft * soft),
                     )
                 else:
                     lo, hi = np.log(self.pull_range[0]), np.log(self.pull_range[1])

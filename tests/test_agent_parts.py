@@ -762,3 +762,14 @@ def test_a_swinging_bob_takes_its_rod_along() -> None:
     assert dark[old].mean() < 0.2
     _, xs = np.nonzero(dark[:140])
     assert len(xs) > 40 and xs.max() > 150  # a dark line from the pivot down towards the bob
+
+
+def test_where_a_magnet_sends_a_thing_later_is_not_where_it_goes_now() -> None:
+    frame = _puck_clip([100.0])[0]
+    objects = _perceived(frame[None], _REPEL).objects
+    prompt = (
+        "The magenta puck is pushed and slides to the right. The magenta puck slows down before it reaches the "
+        "magnet on the right and is pushed back to the left."
+    )
+    said = read_prompt(prompt, objects).objects[0]
+    assert said.heading == "right" and said.moves and said.pull == (-1.0, "right")
