@@ -571,8 +571,11 @@ class OfflineReasoner:
                         changes.append(f"{_cap(name)} slows down.")
             # -- pushed by a tool (the description): it goes the way it was pushed
             if e.kind == "pushed" and e.target < 0 and m.vanished_at is None:
-                dx, dy = (xy[-1] - xy[0]) if len(xy) > 1 else (0.0, 0.0)
-                along = {"right": dx, "left": -dx, "down": dy, "up": -dy}.get(e.heading, 0.0)
+                # How far it got the way it was pushed (a magnet may send it back later).
+                dx, dy = (xy - xy[0]).T if len(xy) > 1 else (np.zeros(1), np.zeros(1))
+                along = float(
+                    np.max({"right": dx, "left": -dx, "down": dy, "up": -dy}.get(e.heading, 0.0 * dx))
+                )
                 if along < 2 * e.blob.radius:
                     error += 1.0
                     way = e.heading if e.heading in ("up", "down") else f"to the {e.heading}"

@@ -464,6 +464,25 @@ def stop_short_strength(speed: float, start: float, stop: float, soft: float) ->
     return speed * speed * soft / (2.0 * (start * start + soft * soft) * max(span, 1e-6))
 
 
+def turning_friction(
+    speed: float, start: float, stop: float, soft: float, gravity: float, margin: float = 1.5
+) -> float:
+    """The largest friction coefficient with which a body closing in at ``speed`` on a repelling :class:`Pull`
+    still stops at distance ``stop`` and is pushed back: the field's strength is what the speed left after
+    friction's work spends (:func:`stop_short_strength`), and at ``stop`` the field must exceed ``margin`` times
+    the friction.
+
+    >>> mu = turning_friction(90.0, 140.0, 30.0, 12.0, 3000.0)
+    >>> a = stop_short_strength(math.sqrt(90.0**2 - 2 * mu * 3000.0 * 110.0), 140.0, 30.0, 12.0)
+    >>> round(a * (140.0**2 + 12.0**2) / (30.0**2 + 12.0**2) / (mu * 3000.0), 6)
+    1.5
+    """
+    reach = (start * start + soft * soft) / soft * (math.atan(start / soft) - math.atan(stop / soft))
+    rise = (start * start + soft * soft) / (stop * stop + soft * soft)
+    way = start - stop
+    return speed * speed / 2 * rise / reach / (margin * gravity + gravity * way * rise / reach)
+
+
 def surface_polyline(surface: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     """The per-column support heights of :func:`physics_iq.motion.support_surface` as a few ``(x, y)`` points
     (Douglas-Peucker within ``tolerance`` px), ready to become static segments.
@@ -915,13 +934,13 @@ class PhysicsPriorGenerator:
                         if smooth
                         else 0.5
                     )
+                    # Where it stops the push must beat friction, or it would not come back as the words say:
+                    # the friction is at most what allows that.
+                    mu = min(mu, turning_friction(closing, d0, stop, soft, g))
+                    if blob.shape != "round":
+                        grip = mu
                     left = max(closing * closing - 2 * mu * g * (d0 - stop), 0.0)
-                    # Friction alone may stop it sooner, further out, where the push must still beat it.
-                    held = max(stop, d0 - closing * closing / (2 * mu * g)) if mu > 0 else stop
-                    strength = max(
-                        stop_short_strength(math.sqrt(left), d0, stop, soft),
-                        1.5 * mu * g * (held * held + soft * soft) / (d0 * d0 + soft * soft),
-                    )
+                    strength = stop_short_strength(math.sqrt(left), d0, stop, soft)
                 else:
                     lo, hi = np.log(self.pull_range[0]), np.log(self.pull_range[1])
                     # "Only as it comes close" / "strongly": the lower or upper third of the prior.

@@ -773,3 +773,19 @@ def test_where_a_magnet_sends_a_thing_later_is_not_where_it_goes_now() -> None:
     )
     said = read_prompt(prompt, objects).objects[0]
     assert said.heading == "right" and said.moves and said.pull == (-1.0, "right")
+
+
+def test_a_pushed_puck_that_a_magnet_sends_back_did_move_the_way_it_was_pushed() -> None:
+    description = f"{_REPEL} A cue stick pushes the puck to the right towards the magnet."
+    scene = make_scene(description, "i2v", 8.0, 40, _puck_clip([100.0]))
+    critic = OfflineReasoner(PromptSet("default"))
+    prediction = critic.predict(scene)
+    assert "The magenta puck is pushed and slides to the right." in prediction.prompt
+    # Out to 200 px in 1.5 s, then back past where it started.
+    xs = [
+        100 + 100 * math.sin(math.pi * min(k / 24, 1.0)) - (60 * (k - 24) / 16 if k > 24 else 0)
+        for k in range(1, 41)
+    ]
+    critique = critic.critique(scene, prediction.prompt, _puck_clip(xs, seed=1))
+    assert "a push sets it moving" not in {v.law for v in critique.violations}
+    assert "magnetic force" not in {v.law for v in critique.violations}
