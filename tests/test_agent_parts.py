@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -296,17 +297,21 @@ def test_offline_critic_writes_ordinary_language_and_rewrites_in_place(suite: Da
     assert again.prompt == rewrite.prompt
 
 
-def _rolling_clip(xs: list[float], seed: int = 0) -> np.ndarray:
-    """A white ball rolling along a brown table top in front of a beige wall, at the given centres."""
+def _table_clip(xs: list[float], draw: Callable[[np.ndarray, int], object], seed: int = 0) -> np.ndarray:
+    """A brown table top in front of a beige wall, ``draw(frame, x)`` adding what is at ``x`` in each frame."""
     rng = np.random.default_rng(seed)
     frames = []
     for x in xs:
         frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
         frame[140:] = (120, 90, 60)
-        cv2.circle(frame, (round(x), 131), 8, (235, 235, 235), -1)
-        noise = rng.normal(0, 1.0, frame.shape)
-        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+        draw(frame, round(x))
+        frames.append(np.clip(frame + rng.normal(0, 1.0, frame.shape), 0, 255).astype(np.uint8))
     return np.stack(frames)
+
+
+def _rolling_clip(xs: list[float], seed: int = 0) -> np.ndarray:
+    """A white ball rolling along the table, at the given centres."""
+    return _table_clip(xs, lambda frame, x: cv2.circle(frame, (x, 131), 8, (235, 235, 235), -1), seed)
 
 
 def test_offline_critic_says_when_a_rolling_ball_slows_down_too_fast() -> None:
@@ -677,16 +682,13 @@ _REPEL = (
 
 
 def _puck_clip(xs: list[float], seed: int = 0) -> np.ndarray:
-    """A magenta puck sliding along a brown track towards a grey magnet standing on its right end."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for x in xs:
-        frame = np.full((180, 320, 3), (200, 190, 170), np.uint8)
-        frame[140:] = (120, 90, 60)
+    """A magenta puck sliding along the table towards a grey magnet standing on its right end."""
+
+    def draw(frame: np.ndarray, x: int) -> None:
         frame[112:140, 262:286] = (90, 90, 110)  # the magnet
-        frame[130:140, round(x) - 9 : round(x) + 9] = (220, 40, 200)
-        frames.append(np.clip(frame + rng.normal(0, 1.0, frame.shape), 0, 255).astype(np.uint8))
-    return np.stack(frames)
+        frame[130:140, x - 9 : x + 9] = (220, 40, 200)
+
+    return _table_clip(xs, draw, seed)
 
 
 def test_a_puck_heading_into_a_like_pole_stops_short_and_comes_back_for_every_seed() -> None:
