@@ -339,17 +339,16 @@ def _said_in(sentence: str, said: Said) -> None:
     if says(sentence, "moves") or says(sentence, "swings") or says(sentence, "rises"):
         said.moves = True
     heading = direction(sentence)
+    pulled, pushed = says(sentence, "pulled"), says(sentence, "pushed_back")
     # "... and is pushed back to the left" says where the force sends it later, not which way it goes now (the
     # field turns it round by itself).
-    forced = says(sentence, "pushed_back") or says(sentence, "pulled")
-    if heading is not None and (said.moves or said.falls) and not forced:
+    if heading is not None and (said.moves or said.falls) and not (pulled or pushed):
         said.heading = heading
     if says(sentence, "rises"):
         said.heading = "up"
     for word, share in SPEED_WORDS.items():
         if re.search(rf"\b{word}\b", sentence.lower()) and said.moves:
             said.speed = share
-    pulled, pushed = says(sentence, "pulled"), says(sentence, "pushed_back")
     if pulled or pushed:
         pass  # "slows down before the magnet and is pushed back": the force slows it, not friction
     elif says(sentence, "keeps_speed"):
@@ -513,10 +512,12 @@ def prefix_velocities(
 ) -> dict[int, tuple[float, float]]:
     """Velocity (px/s) at the switch frame of each perceived object that moved, by tracking it backwards
     through the last prefix frames."""
-    return {
-        k: motion.fit_velocity(xy, fps, at_end=True, n=3)
-        for k, xy in prefix_tracks(prefix, perception, fps).items()
-    }
+    return _velocities(prefix_tracks(prefix, perception, fps), fps)
+
+
+def _velocities(tracks: dict[int, np.ndarray], fps: float) -> dict[int, tuple[float, float]]:
+    """Velocity at the end of each track (a line through its last three positions)."""
+    return {k: motion.fit_velocity(xy, fps, at_end=True, n=3) for k, xy in tracks.items()}
 
 
 def sliding_friction(xy: np.ndarray, fps: float, gravity: float) -> float | None:
@@ -650,16 +651,16 @@ def _lift_rods(
         length = math.hypot(b.x - px, b.y - py)
         if length <= b.radius:
             continue
-        # The rod ends at the body's rim; its colour is the median along its middle (its ends blend in).
+        # The rod ends at the body's rim; its colour is the median along it (robust to the wall it crosses).
         ex, ey = b.x - (b.x - px) * b.radius / length, b.y - (b.y - py) * b.radius / length
         line = np.zeros_like(mask)
         cv2.line(line, (round(px), round(py)), (round(ex), round(ey)), 1, 1)
         on = switch[line > 0].astype(np.float32)
         if not len(on):
             continue
-        colour = tuple(float(c) for c in np.median(on, axis=0))
+        red, green, blue = (float(c) for c in np.median(on, axis=0))
         cv2.line(mask, (round(px), round(py)), (round(ex), round(ey)), 1, 4)
-        rods.append(_Rod(k, (px, py), colour))  # type: ignore[arg-type]
+        rods.append(_Rod(k, (px, py), (red, green, blue)))
     if not rods:
         return background, rods
     return cv2.inpaint(background, mask, 3, cv2.INPAINT_TELEA), rods
@@ -836,7 +837,7 @@ class PhysicsPriorGenerator:
         said = read_prompt(request.prompt, objects)
         expectations = request.context.get("expectations") if request.context else None
         tracks = prefix_tracks(request.prefix, perception, request.fps) if request.mode == "v2v" else {}
-        measured = {k: motion.fit_velocity(xy, request.fps, at_end=True, n=3) for k, xy in tracks.items()}
+        measured = _velocities(tracks, request.fps)
         floor_y, support = perception.floor_y, perception.support.copy()
         for k, (vx, vy) in measured.items():
             # Rolling or sliding along something: that something is under its whole footprint (the object
@@ -856,7 +857,7 @@ class PhysicsPriorGenerator:
         fall_scales = []
         # "A smooth track", "an icy floor": things slide with hardly any friction or drag.
         smooth = bool(SMOOTH_WORDS & set(words(request.prompt)))
-        smooth_mu = 0.02
+        world_mu = 0.02 if smooth else 0.5
         for k, blob in enumerate(objects):
             if k in images:
                 bodies.append(SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, mirror_of=images[k]))
@@ -924,18 +925,9 @@ class PhysicsPriorGenerator:
                     contact = soft + abs(tx - _face(support, floor_y, blob.x, side))
                     stop = min(contact + (1 - own.uniform(lo, hi)) * max(d0 - contact, 0.0), 0.95 * d0)
                     # Sliding friction spends part of the speed on the way (a rolling ball loses next to none),
-                    # and where it stops the push must beat friction to send it back.
-                    mu = (
-                        0.0
-                        if blob.shape == "round"
-                        else grip
-                        if grip is not None
-                        else smooth_mu
-                        if smooth
-                        else 0.5
-                    )
-                    # Where it stops the push must beat friction, or it would not come back as the words say:
-                    # the friction is at most what allows that.
+                    # and where it stops the push must beat friction, or it would not come back as the words
+                    # say: the friction is at most what allows that.
+                    mu = 0.0 if blob.shape == "round" else grip if grip is not None else world_mu
                     mu = min(mu, turning_friction(closing, d0, stop, soft, g))
                     if blob.shape != "round":
                         grip = mu
@@ -983,7 +975,7 @@ class PhysicsPriorGenerator:
             )
         if fall_scales:
             g *= float(np.mean(fall_scales))
-        friction = smooth_mu if smooth else 0.5
+        friction = world_mu
         if smooth:
             default_keep = max(default_keep, 0.95)
         params = WorldParams(gravity=g, restitution=default_bounce, damping=default_keep, friction=friction)
