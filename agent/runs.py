@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import threading
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+logger = logging.getLogger(__name__)
 
 _PACKAGES = (
     "physrefine",
@@ -229,6 +232,7 @@ class RunDir:
                     f"{config_path}: this run directory was made with a different configuration "
                     f"(differs in {fields}); use another --run-dir or the same options to resume"
                 )
+            self._warn_other_code(provenance)
             return True
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "provenance.json").write_text(
@@ -236,6 +240,21 @@ class RunDir:
         )
         config_path.write_text(json.dumps(wanted, indent=2, sort_keys=True), encoding="utf-8")
         return False
+
+    def _warn_other_code(self, provenance: dict[str, Any]) -> None:
+        """Say so when a run made by other code is resumed: its finished attempts and scores are reused as
+        they are, so its numbers are not this code's."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            made = json.loads((self.root / "provenance.json").read_text(encoding="utf-8")).get("git_commit")
+            now = provenance.get("git_commit")
+            if made and now and "unknown" not in (made, now) and made != now:
+                logger.warning(
+                    "%s was made at commit %s and is resumed at commit %s: its finished attempts and scores "
+                    "are reused as they are (a new folder measures this code)",
+                    self.root,
+                    made[:12],
+                    now[:12],
+                )
 
     def trace(self, event: dict[str, Any]) -> None:
         """Append one event to ``trace.jsonl`` (thread-safe; parallel generate branches share it)."""

@@ -4,6 +4,7 @@ resume, and concurrency that does not change results."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,18 @@ def test_a_crash_between_any_two_checkpoints_resumes_to_the_same_result(
             assert statuses, statuses
         folder = run_dir / "scenarios" / resumed["scenarios"][0]["scenario"]
         assert (folder / "scores.json").is_file() and (folder / "scores-best_of_n.json").is_file()
+
+
+def test_resuming_a_run_made_by_other_code_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from agent.runs import RunDir
+
+    config = RunConfig(dataset=str(tmp_path), fps=8, loops=1, seeds=1)
+    assert RunDir(tmp_path / "run", config).open({"git_commit": "a" * 40}) is False
+    with caplog.at_level(logging.WARNING, logger="agent.runs"):
+        assert RunDir(tmp_path / "run", config).open({"git_commit": "a" * 40}) is True
+        assert not caplog.records  # the same code: nothing to say
+        assert RunDir(tmp_path / "run", config).open({"git_commit": "b" * 40}) is True
+    (record,) = caplog.records
+    assert "made at commit aaaaaaaaaaaa and is resumed at commit bbbbbbbbbbbb" in record.getMessage()
+    # The run keeps the provenance of the code that made it.
+    assert json.loads((tmp_path / "run" / "provenance.json").read_text())["git_commit"] == "a" * 40
