@@ -417,12 +417,10 @@ def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: 
     >>> _pull_source(support, 50.0, 10.0, 45.0, "right"), _pull_source(support, 50.0, 10.0, 45.0, "left")
     ((34.5, 40.0), (0.0, 45.0))
     """
-    raised = support < floor_y - 3
-    columns = np.arange(len(support))
-    ahead = raised & (columns > x if side == "right" else columns < x)
-    if not ahead.any():
+    first = _face(support, floor_y, x, side)
+    if first is None:
         return (float(len(support) - 1) if side == "right" else 0.0), y
-    first = int(np.flatnonzero(ahead)[0] if side == "right" else np.flatnonzero(ahead)[-1])
+    raised = support < floor_y - 3
     run = [first]
     step = 1 if side == "right" else -1
     while 0 <= run[-1] + step < len(support) and raised[run[-1] + step]:
@@ -431,20 +429,20 @@ def _pull_source(support: np.ndarray, floor_y: float, x: float, y: float, side: 
     return float(np.mean(run)), (top + floor_y) / 2
 
 
-def _face(support: np.ndarray, floor_y: float, x: float, side: str) -> float:
-    """The column where the first thing standing on the floor on ``side`` of ``x`` begins (the frame's edge
-    where there is none).
+def _face(support: np.ndarray, floor_y: float, x: float, side: str) -> int | None:
+    """The column where the first thing standing on the floor on ``side`` of ``x`` begins (``None`` where there
+    is none).
 
     >>> support = np.array([50.0] * 30 + [30.0] * 10 + [50.0] * 10)
     >>> _face(support, 50.0, 10.0, "right"), _face(support, 50.0, 45.0, "left"), _face(support, 50.0, 10.0, "left")
-    (30.0, 39.0, 0.0)
+    (30, 39, None)
     """
     raised = support < floor_y - 3
     columns = np.arange(len(support))
     ahead = np.flatnonzero(raised & (columns > x if side == "right" else columns < x))
     if not len(ahead):
-        return float(len(support) - 1) if side == "right" else 0.0
-    return float(ahead[0] if side == "right" else ahead[-1])
+        return None
+    return int(ahead[0] if side == "right" else ahead[-1])
 
 
 def stop_short_strength(speed: float, start: float, stop: float, soft: float) -> float:
@@ -922,7 +920,8 @@ class PhysicsPriorGenerator:
                     # strength is what spends its speed over part of the way (further with "only as it comes
                     # close", less far with "strongly").
                     lo, hi = self.stop_share[s.force or ""]
-                    contact = soft + abs(tx - _face(support, floor_y, blob.x, side))
+                    face = _face(support, floor_y, blob.x, side)
+                    contact = soft + (abs(tx - face) if face is not None else 0.0)
                     stop = min(contact + (1 - own.uniform(lo, hi)) * max(d0 - contact, 0.0), 0.95 * d0)
                     # Sliding friction spends part of the speed on the way (a rolling ball loses next to none),
                     # and where it stops the push must beat friction, or it would not come back as the words
