@@ -85,6 +85,15 @@ class Pull:
     soft: float
 
 
+#: Velocity decay rate (1/s) of a body inside a liquid: water brings a dropped block down to a sinking speed
+#: within a fraction of a second.
+LIQUID_DRAG = 6.0
+#: Share of its weight a liquid lifts off a body that is not said to float: it sinks, slowly.
+SINKING_BUOYANCY = 0.5
+#: ... and off one that is said to float: it comes back up and settles at the surface.
+FLOATING_BUOYANCY = 1.5
+
+
 @dataclass(frozen=True)
 class SimBody:
     """A body in image coordinates (x right, y down), px and px/s.
@@ -95,7 +104,10 @@ class SimBody:
     second) override the world's for this body when set. ``pivot`` pins it to a fixed point by a rigid rod of
     its start distance (a pendulum, a lamp on a cord). ``on_support`` says it starts on something (the floor, a
     shelf, a step), so a ball moving along it rolls from the start. ``asleep`` keeps a resting body exactly where it is until
-    a moving body comes into contact (things at rest do not settle or jitter by themselves).
+    a moving body comes into contact (things at rest do not settle or jitter by themselves). A body with a
+    ``region`` ``(x0, y0, x1, y1)`` is a liquid: it stays where it is and nothing collides with it, but a body
+    whose centre is in the region is slowed by drag (:data:`LIQUID_DRAG`) and lifted by its ``buoyancy``, a
+    share of its weight (default :data:`SINKING_BUOYANCY`; above 1 it floats back up).
     """
 
     x: float
@@ -114,6 +126,8 @@ class SimBody:
     asleep: bool = False
     on_support: bool = False
     friction: float | None = None
+    region: tuple[float, float, float, float] | None = None
+    buoyancy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,12 @@ def simulate(
         if b.mirror_of is not None:
             handles.append(None)
             continue
+        if b.region is not None:
+            # A liquid: not a solid anything lands on; it only drags (below). Kept out of the space.
+            liquid = pymunk.Body(body_type=pymunk.Body.STATIC)
+            liquid.position = (b.x, b.y)
+            handles.append(liquid)
+            continue
         if b.box is not None:
             w, h = max(b.box[0], 1.0), max(b.box[1], 1.0)
             mass = max(1e-3, w * h / math.pi)
@@ -227,6 +247,12 @@ def simulate(
         if handle is not None and b.asleep
     }
     reach = [max(b.radius, 0.5 * math.hypot(*b.box)) if b.box is not None else b.radius for b in bodies]
+    liquids = [b.region for b in bodies if b.region is not None]
+    swimmers = [
+        (handle, SINKING_BUOYANCY if b.buoyancy is None else b.buoyancy)
+        for handle, b in zip(handles, bodies, strict=True)
+        if liquids and handle is not None and b.region is None and not b.pinned
+    ]
     pulled: list[tuple[pymunk.Body, Pull]] = []
     for handle, b in zip(handles, bodies, strict=True):
         if handle is not None and b.pull is not None and handle.body_type == pymunk.Body.DYNAMIC:
@@ -259,6 +285,13 @@ def simulate(
                 body.apply_force_at_world_point(
                     (body.mass * accel * dx / distance, body.mass * accel * dy / distance), body.position
                 )
+            for body, lift in swimmers:
+                x, y = body.position
+                if body.body_type == pymunk.Body.DYNAMIC and any(
+                    x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in liquids
+                ):
+                    body.velocity = body.velocity * math.exp(-LIQUID_DRAG * dt)
+                    body.apply_force_at_world_point((0.0, -lift * body.mass * params.gravity), body.position)
             space.step(dt)
         for k, handle in enumerate(handles):
             if handle is not None:
@@ -293,6 +326,7 @@ class Said:
         fall_scale: Multiplier on the expected gravity ("falls slowly" < 1).
         pull: ``(+1 attracted / -1 pushed back, side)``, side ``right``/``left``/``""``.
         force: How hard the pull or push acts: ``"gentle"``, ``"strong"`` or ``None`` (not said).
+        floats: It floats (in a liquid it comes back up to the surface rather than sinking).
     """
 
     falls: bool = False
@@ -308,6 +342,7 @@ class Said:
     fall_scale: float | None = None
     pull: tuple[float, str] | None = None
     force: str | None = None
+    floats: bool = False
 
 
 @dataclass
@@ -346,6 +381,8 @@ def _said_in(sentence: str, said: Said) -> None:
         said.heading = heading
     if says(sentence, "rises"):
         said.heading = "up"
+    if says(sentence, "floats"):
+        said.floats = True
     for word, share in SPEED_WORDS.items():
         if re.search(rf"\b{word}\b", sentence.lower()) and said.moves:
             said.speed = share
@@ -894,6 +931,12 @@ class PhysicsPriorGenerator:
             )
             if blob.shape in ("grains", "fluid"):
                 pinned = True  # a pile of beads or a body of liquid is not one rigid body
+            if blob.shape == "fluid":
+                x0, y0, lw, lh = blob.bbox
+                bodies.append(
+                    SimBody(blob.x, blob.y, 0.0, 0.0, blob.radius, True, region=(x0, y0, x0 + lw, y0 + lh))
+                )
+                continue
             asleep = resting and supported and not released and not s.moves and s.pull is None and not pinned
             # Never start inside what it stands on, unless it rests there as it is (then it stays put).
             y = (
@@ -970,6 +1013,7 @@ class PhysicsPriorGenerator:
                     asleep=asleep,
                     on_support=supported,
                     friction=grip,
+                    buoyancy=FLOATING_BUOYANCY if s.floats else None,
                 )
             )
         if fall_scales:
@@ -1006,10 +1050,16 @@ class PhysicsPriorGenerator:
             start = np.array([b.angle for b in bodies])
             turns = np.array([b.box is not None for b in bodies])
             background, rods = _lift_rods(plan.background, switch, bodies)
+            # A liquid is painted first: what sinks into a clear tank is seen through it, not hidden behind it.
+            order = sorted(range(len(bodies)), key=lambda k: bodies[k].region is None)
+            sprites = [sprites[k] for k in order]
             frames = np.stack(
                 [
                     _composite(
-                        _with_rods(background, rods, s[:, :2]), sprites, s[:, :2], (s[:, 2] - start) * turns
+                        _with_rods(background, rods, s[:, :2]),
+                        sprites,
+                        s[order, :2],
+                        ((s[:, 2] - start) * turns)[order],
                     )
                     for s in states
                 ]

@@ -726,6 +726,11 @@ def _candidates(
             if n > 1:
                 best = 1 + int(np.argmax([(bits & (clusters == k)).sum() for k in range(1, n)]))
                 cluster = bits & (clusters == best)
+                # Wallpaper stripes, picture frames and plants of a near colour join any body of liquid when
+                # dilated; the material is its solid core (what a 7 px disc fits in) and the bits next to it.
+                core = _solid_core(bits)
+                if core is not None:
+                    cluster = bits & cv2.dilate(core.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
                 if cluster.sum() >= MIN_AREA:
                     out.append((fit, cluster, mention.shape, None))
                     break
@@ -955,6 +960,27 @@ def _complete(region: np.ndarray, names: np.ndarray, taken: np.ndarray, floor_y:
     if compact and _component_shape(grown)[0] != "blob":
         return grown
     return region
+
+
+def _solid_core(bits: np.ndarray) -> np.ndarray | None:
+    """The largest region of ``bits`` a 7 px disc fits in, when it is as big as an object (``MIN_AREA``):
+    a body of liquid or a heap of beads, without the thin lines and dots of the same colour around it.
+
+    >>> bits = np.zeros((40, 60), bool)
+    >>> bits[25:35, 10:40] = True  # a body of liquid
+    >>> bits[:, 50:52] = True  # a stripe of the same colour
+    >>> core = _solid_core(bits)
+    >>> bool(core[30, 20]), bool(core[:, 50:52].any())
+    (True, False)
+    """
+    solid = cv2.morphologyEx(
+        bits.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    )
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if count < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return comp == best if stats[best, cv2.CC_STAT_AREA] >= MIN_AREA else None
 
 
 def _merge_fluids(objects: list[Blob], named: list[Mention], labels: np.ndarray) -> None:

@@ -791,3 +791,35 @@ def test_a_pushed_puck_that_a_magnet_sends_back_did_move_the_way_it_was_pushed()
     critique = critic.critique(scene, prediction.prompt, _puck_clip(xs, seed=1))
     assert "a push sets it moving" not in {v.law for v in critique.violations}
     assert "magnetic force" not in {v.law for v in critique.violations}
+
+
+def _tank_frame() -> np.ndarray:
+    """A yellow block held above a tank of green liquid, in front of a wall with green stripes."""
+    frame = np.full((180, 320, 3), (225, 215, 190), np.uint8)
+    for x in range(10, 320, 24):
+        frame[:150, x : x + 3] = (40, 150, 70)  # stripes of nearly the liquid's colour
+    frame[150:] = (120, 90, 60)
+    frame[110:150, 100:220] = (60, 170, 80)  # the liquid
+    frame[30:50, 148:172] = (235, 200, 40)  # the block
+    return frame
+
+
+@pytest.mark.parametrize("floats", [False, True])
+def test_a_block_dropped_into_a_liquid_sinks_through_it_or_floats(floats: bool) -> None:
+    # A liquid is not a lid: what falls in slows down and sinks to the bottom, or, when the prompt says it
+    # floats, comes back up and stays at the surface; it stays visible through the liquid either way.
+    description = "A yellow block is held above a tank of green liquid and let go."
+    prompt = description + (" The yellow block falls into the liquid and floats." if floats else "")
+    video = PhysicsPriorGenerator().generate(
+        GenerationRequest(_tank_frame()[None], 8.0, prompt, 0, 24, mode="i2v")
+    )
+    liquid = next(o for o in video.metadata["objects"] if o["region"] is not None)
+    x0, y0, x1, _ = liquid["region"]
+    assert y0 >= 100 and x1 - x0 < 160  # the liquid, not the stripes of its colour
+    yellow = np.all(np.abs(video.frames[-1].astype(int) - (235, 200, 40)) < 40, axis=2)
+    ys, _ = np.nonzero(yellow)
+    assert len(ys) > 200  # seen through the liquid
+    if floats:
+        assert 100 <= ys.mean() <= 125  # at the surface
+    else:
+        assert ys.mean() > 135  # at the bottom of the tank
