@@ -43,7 +43,7 @@ from agent.schemas import (
 )
 from physics_iq import motion
 from physics_iq.metrics import motion_masks
-from physics_iq.vocabulary import SMOOTH_WORDS, TETHER_WORDS, TYPICAL_SIZE_M, direction, says, words
+from physics_iq.vocabulary import SMOOTH_WORDS, TETHER_WORDS, direction, says, words
 
 _PENALTY = {"low": 0.1, "medium": 0.3, "high": 0.8}
 _RELEASE = re.compile(r"\b(?:lets? go|let go|released?|releases|drops?(?! of)|dropped|opens?|opened)\b", re.I)
@@ -226,7 +226,7 @@ class OfflineReasoner:
                 e.target = pushes[k].target
             e.statements = self._statements(e, floor_word, objects)
             expect.append(e)
-        result = _View(perception, expect, _scale(objects), floor_word)
+        result = _View(perception, expect, motion.scale_px_per_m(objects), floor_word)
         if len(self._views) > 256:
             self._views.clear()
         self._views[id(scene)] = (scene, result)
@@ -403,10 +403,13 @@ class OfflineReasoner:
             # -- falling at a plausible rate for the scene's scale (or as before the switch)
             xy = np.asarray(m.positions, float)  # its track: one centre per frame (checks below use it)
             drops = len(xy) > 1 and float(np.ptp(xy[:, 1])) > 2 * e.blob.radius
+            # A block that tips over lowers its centre but not its bottom edge: it turns, it does not fall.
+            tips = e.blob.shape == "box" and not m.lowest_y > e.blob.bottom + 4
             # Only something that falls (or is said to) has a fall rate: a puck sliding along a track has
             # small vertical wobbles a parabola fit turns into a "gravity".
             if (
-                m.gravity is not None
+                not tips
+                and m.gravity is not None
                 and m.gravity > 0
                 and e.kind != "swinging"
                 and not e.slope
@@ -982,18 +985,6 @@ def _rolls_off(blob: motion.Blob, vx: float, support: np.ndarray, horizon: float
     a, b = sorted((round(blob.x), round(blob.x + reach)))
     a, b = max(0, a), min(len(support), b + 1)
     return b > a and float(np.max(support[a:b])) > blob.bottom + max(4.0, blob.radius)
-
-
-def _scale(objects: list[motion.Blob]) -> float | None:
-    """Pixels per metre the named objects' typical sizes imply (median), or ``None``."""
-    guesses = []
-    for blob in objects:
-        size = TYPICAL_SIZE_M.get(blob.noun)
-        if size is None:
-            continue
-        _, _, w, h = blob.bbox
-        guesses.append((2 * blob.radius if blob.shape == "round" else float(max(w, h))) / size)
-    return float(np.median(guesses)) if guesses else None
 
 
 def _first_below(m: motion.ObjectMotion, blob: motion.Blob, level: float) -> int:

@@ -61,7 +61,6 @@ from physics_iq.vocabulary import (
     SMOOTH_WORDS,
     SPEED_WORDS,
     TETHER_WORDS,
-    TYPICAL_SIZE_M,
     direction,
     says,
     seconds,
@@ -84,6 +83,9 @@ class Pull:
     start_distance: float
     soft: float
 
+
+#: The collision category of the floor, the side walls and the static surface.
+_WALLS = 0b10
 
 #: Velocity decay rate (1/s) of a body inside a liquid: water brings a dropped block down to a sinking speed
 #: within a fraction of a second.
@@ -186,6 +188,7 @@ def simulate(
     for wall in walls:
         # pymunk multiplies the two shapes' elasticities; walls at 1 leave the body's value in charge.
         wall.elasticity, wall.friction = 1.0, 1.0
+        wall.filter = pymunk.ShapeFilter(categories=_WALLS)
     space.add(*walls)
     handles: list[pymunk.Body | None] = []
     for b in bodies:
@@ -232,6 +235,10 @@ def simulate(
             shape: pymunk.Shape = pymunk.Poly.create_box(body, (max(b.box[0], 1.0), max(b.box[1], 1.0)))
         else:
             shape = pymunk.Circle(body, max(b.radius, 0.5))
+        if b.pivot is not None:
+            # A bob on a rod swings over the table it was set up above: a rod a pixel or two too long in the
+            # estimate must not make it scrape the table and bounce back before it reaches what it strikes.
+            shape.filter = pymunk.ShapeFilter(mask=pymunk.ShapeFilter.ALL_MASKS() ^ _WALLS)
         restitution = params.restitution if b.restitution is None else b.restitution
         shape.elasticity = min(max(restitution, 0.0), 0.99)
         shape.friction = params.friction if b.friction is None else b.friction
@@ -551,8 +558,8 @@ def prefix_velocities(
 
 
 def _velocities(tracks: dict[int, np.ndarray], fps: float) -> dict[int, tuple[float, float]]:
-    """Velocity at the end of each track (a line through its last three positions)."""
-    return {k: motion.fit_velocity(xy, fps, at_end=True, n=3) for k, xy in tracks.items()}
+    """Velocity at the end of each track (:func:`motion.end_velocity` of its last three positions)."""
+    return {k: motion.end_velocity(xy, fps) for k, xy in tracks.items()}
 
 
 def sliding_friction(xy: np.ndarray, fps: float, gravity: float) -> float | None:
@@ -577,19 +584,6 @@ def sliding_friction(xy: np.ndarray, fps: float, gravity: float) -> float | None
     jitter = 0.5 * fps * fps  # px/s²: half a pixel over one frame interval squared
     slowing = -2 * half_ax * math.copysign(1.0, speed) - jitter
     return float(min(max(slowing / gravity, 0.0), 0.5))
-
-
-def scale_px_per_m(objects: list[motion.Blob]) -> float | None:
-    """Pixels per metre the objects' sizes imply (median over named objects of known typical size)."""
-    guesses = []
-    for blob in objects:
-        size_m = TYPICAL_SIZE_M.get(blob.noun)
-        if size_m is None:
-            continue
-        _, _, w, h = blob.bbox
-        size_px = 2 * blob.radius if blob.shape == "round" else float(max(w, h))
-        guesses.append(size_px / size_m)
-    return float(np.median(guesses)) if guesses else None
 
 
 @dataclass(frozen=True)
@@ -882,7 +876,9 @@ class PhysicsPriorGenerator:
                 a, b = max(0, round(blob.x - blob.radius)), min(width, round(blob.x + blob.radius) + 1)
                 support[a:b] = np.minimum(support[a:b], blob.bottom + 1)
         # Gravity in pixels: 9.81 m/s² at the scale the objects' sizes imply, uncertain by the scale prior.
-        px_per_m = scale_px_per_m(objects) or height / 1.2  # no known object: a table-top scene ~1.2 m high
+        px_per_m = (
+            motion.scale_px_per_m(objects) or height / 1.2
+        )  # no known object: a table-top scene ~1.2 m high
         low, high = self.scale_range
         g = 9.81 * px_per_m * float(np.exp(rng.uniform(np.log(low), np.log(high))))
         images = motion.mirror_images(objects, floor_y)

@@ -43,6 +43,7 @@ from physics_iq.vocabulary import (
     SINGULAR,
     SUPPORT_NOUNS,
     TOOL_NOUNS,
+    TYPICAL_SIZE_M,
     colour_word,
     direction,
     words,
@@ -1124,24 +1125,33 @@ def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tu
         end: tuple[float, float] | None = None
         colour: np.ndarray | None = None
         d = r + 1.5
+        start = r + max(4.0, 1.2 * r)
         while gaps <= 3:
             px, py = blob.x + ux * d, blob.y + uy * d
             ax, ay, bx, by = px + 3 * nx, py + 3 * ny, px - 3 * nx, py - 3 * ny
             inside = min(px, ax, bx) >= 0 and max(px, ax, bx) < width - 1
             if not (inside and min(py, ay, by) >= 0 and max(py, ay, by) < height - 1):
                 break
-            here = image[round(py), round(px)]
             side_a, side_b = image[round(ay), round(ax)], image[round(by), round(bx)]
-            is_line = bool(np.linalg.norm(here - side_a) > 30 and np.linalg.norm(here - side_b) > 30)
+            # A line one pixel wide crosses a ray a few degrees off it now and then: look one pixel to each side.
+            offsets = (0, -1, 1)
+            near = [image[round(py + o * ny), round(px + o * nx)] for o in offsets]
+            contrasts = [min(np.linalg.norm(c - side_a), np.linalg.norm(c - side_b)) for c in near]
+            best = int(np.argmax(contrasts))
+            here, contrast, off = near[best], contrasts[best], offsets[best]
+            is_line = bool(contrast > 30)
             if is_line and colour is not None and np.linalg.norm(here - colour) > 60:
                 is_line = False
+                if d <= start:
+                    # What began at the object was its glow or its shading's edge, not the line: start again.
+                    colour, run, gaps, is_line = None, 0, 0, True
             if is_line:
                 colour = here if colour is None else 0.8 * colour + 0.2 * here
                 run += 1 + gaps
                 gaps = 0
-                end = (px, py)
-            elif run == 0 and d > r + 4:
-                break  # the line must start at the object
+                end = (px + off * nx, py + off * ny)
+            elif run == 0 and d > start:
+                break  # the line must start at the object (or just past the glow a lamp has around it)
             else:
                 gaps += 1
             d += 1.0
@@ -1332,12 +1342,15 @@ class Track:
         colour: Colour word.
         xy: ``(T, 2)`` centroid per frame, NaN where the object was not found.
         radius: Its radius (px).
+        bottoms: ``(T,)`` its lowest point per frame as found (a block lying down reaches less far below its
+            centre than standing), or ``None``: the centroid plus ``radius``.
     """
 
     name: str
     colour: str
     xy: np.ndarray
     radius: float
+    bottoms: np.ndarray | None = None
 
     @property
     def seen(self) -> np.ndarray:
@@ -1372,6 +1385,27 @@ def _template(frame: np.ndarray, mask: np.ndarray, blob: Blob, background: np.nd
     else:
         vanish = 3 * 40.0**2
     return _Template(pixels, sub, xa - blob.x, ya - blob.y, max(vanish, 3 * 12.0**2))
+
+
+def _turned(templ: _Template, degrees: float) -> _Template:
+    """The template of the object turned by ``degrees`` (counter-clockwise on screen) about its centroid.
+
+    >>> t = _Template(np.zeros((4, 10, 3), np.float32), np.ones((4, 10), np.float32), -5.0, -2.0, 100.0)
+    >>> turned = _turned(t, 90)
+    >>> turned.mask.shape, round(-turned.dx), round(-turned.dy)
+    ((10, 4), 2, 5)
+    """
+    h, w = templ.mask.shape
+    centre = (-templ.dx, -templ.dy)
+    rotation = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ rotation.T
+    lo, hi = np.floor(corners.min(axis=0) + 1e-6), np.ceil(corners.max(axis=0) - 1e-6)
+    rotation[:, 2] -= lo
+    size = (int(hi[0] - lo[0]), int(hi[1] - lo[1]))
+    pixels = cv2.warpAffine(templ.pixels, rotation, size, flags=cv2.INTER_LINEAR)
+    mask = (cv2.warpAffine(templ.mask, rotation, size, flags=cv2.INTER_LINEAR) > 0.5).astype(np.float32)
+    cx, cy = rotation @ np.array([centre[0], centre[1], 1.0])
+    return _Template(pixels, mask, -float(cx), -float(cy), templ.vanish_cost)
 
 
 def _match(
@@ -1438,34 +1472,56 @@ def track_objects(
         mask = labels == blob.label
         if not mask.any():
             continue
-        templ = _template(frames[0], mask, blob, background)
+        upright = _template(frames[0], mask, blob, background)
+        # A block or a domino that tips over is the same object lying down: it is looked for turned as well.
+        poses = [upright]
+        if blob.shape == "box":
+            poses += [_turned(upright, a) for a in (-90, 90, -45, 45)]
+        looks = [(p, np.repeat(p.mask[..., None], 3, axis=2), max(float(p.mask.sum()), 1.0)) for p in poses]
+        below = [p.dy + float(np.nonzero(p.mask.any(axis=1))[0].max()) + 0.5 for p in poses]
         xy = np.full((len(frames), 2), np.nan)
         xy[0] = (blob.x, blob.y)
-        mask3 = np.repeat(templ.mask[..., None], 3, axis=2)
-        n_mask = max(float(templ.mask.sum()), 1.0)
+        bottoms = np.full(len(frames), np.nan)
+        bottoms[0] = blob.y + (blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0)
         last = np.array([blob.x, blob.y])
         velocity = np.zeros(2)
         misses = 0
+        pose = 0
         for t in range(1, len(frames)):
             predicted = last + velocity * (1 + misses)
             # A bounce reverses the velocity: the window reaches a little beyond twice a frame's travel.
             reach = 3 * blob.radius + 1.2 * float(np.hypot(*velocity)) + 12.0 + 10.0 * misses
-            found_at = _match(frames[t], templ, mask3, n_mask, predicted, reach)
+            found_at = None
+            for k in (pose, *(k for k in range(len(looks)) if k != pose)):
+                found_at = _match(frames[t], *looks[k], predicted, reach)
+                if found_at is not None:
+                    pose = k
+                    break
             if found_at is None:
                 # Lost near the prediction (a collision, a fast fall): look in the whole frame, where only a
                 # clearly good match counts.
+                templ, mask3, n_mask = looks[pose]
                 found_at = _match(frames[t], templ, mask3, n_mask, predicted, float(max(width, height)), 0.2)
             if found_at is None:
                 misses += 1
                 continue
             position = found_at
             xy[t] = position
+            bottoms[t] = position[1] + below[pose]
             velocity = (position - last) / (1 + misses)
             last = position
             misses = 0
         # The track's radius is what reaches down to a support: half the height of a block.
         reach_down = blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0
-        tracks.append(Track(name=track_name(index, blob), colour=blob.colour, xy=xy, radius=reach_down))
+        tracks.append(
+            Track(
+                name=track_name(index, blob),
+                colour=blob.colour,
+                xy=xy,
+                radius=reach_down,
+                bottoms=bottoms if blob.shape == "box" else None,
+            )
+        )
     return tracks
 
 
@@ -1581,7 +1637,8 @@ def solid_mask(background: np.ndarray, floor_y: float) -> np.ndarray:
     spread = np.linalg.norm(lab[:top_rows] - centres[nearest], axis=-1)[backdrop[nearest]]
     centres = centres[backdrop]
     dist = np.min(np.linalg.norm(lab[:floor, :, None, :] - centres[None, None], axis=-1), axis=-1)
-    threshold = max(14.0, 3.0 * float(np.percentile(spread, 75)))
+    # A flat, noiseless backdrop (a rendered clip) can leave no pixel of the backdrop's clusters: no texture.
+    threshold = max(14.0, 3.0 * float(np.percentile(spread, 75)) if spread.size else 0.0)
     solid = (dist > threshold).astype(np.uint8)
     solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((1, 7), np.uint8))
     return cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((3, 1), np.uint8)).astype(bool)
@@ -1753,6 +1810,49 @@ def fit_velocity(xy: np.ndarray, fps: float, at_end: bool, n: int = 3) -> tuple[
     return (vx, vy)
 
 
+def scale_px_per_m(objects: list[Blob]) -> float | None:
+    """Pixels per metre the objects' sizes imply: the median over the kinds of named things of known typical
+    size, each kind's own guess the median over its instances (six dominoes are one piece of evidence about the
+    scale, not six against one ball).
+
+    >>> ball = Blob(0, 0, 314, "red", (0, 0, 20, 20), 1, "round", "ball", fitted_radius=7.0)
+    >>> dominoes = [Blob(0, 0, 200, "white", (0, 0, 6, 34), 2, "box", "domino") for _ in range(5)]
+    >>> round(scale_px_per_m([ball, *dominoes]))  # ball 14 px / 0.07 m, domino 34 px / 0.05 m
+    440
+    """
+    guesses: dict[str, list[float]] = {}
+    for blob in objects:
+        size_m = TYPICAL_SIZE_M.get(blob.noun)
+        if size_m is None:
+            continue
+        _, _, w, h = blob.bbox
+        size_px = 2 * blob.radius if blob.shape == "round" else float(max(w, h))
+        guesses.setdefault(blob.noun, []).append(size_px / size_m)
+    return float(np.median([np.median(g) for g in guesses.values()])) if guesses else None
+
+
+def end_velocity(xy: np.ndarray, fps: float, n: int = 3) -> tuple[float, float]:
+    """Velocity ``(vx, vy)`` px/s at the last seen position: the straight-line fit to the last ``n`` positions
+    (:func:`fit_velocity`), unless the last step breaks with the ones before it (struck, bounced or let go
+    between the last two frames): then the last step alone, its speed since the blow, not the average across it.
+
+    >>> kicked = np.array([[57.0, 147.0], [57.0, 147.0], [57.0, 147.0], [77.0, 147.0]])
+    >>> end_velocity(kicked, 8.0), tuple(round(v) for v in fit_velocity(kicked, 8.0, at_end=True))
+    ((160.0, 0.0), (80, 0))
+    >>> rolling = np.array([[10.0, 5.0], [20.0, 5.0], [30.5, 5.0]])
+    >>> tuple(round(v) for v in end_velocity(rolling, 8.0))
+    (82, 0)
+    """
+    part = xy[-n:]
+    part = part[~np.isnan(part[:, 0])]
+    if len(part) >= 3:
+        steps = np.diff(part, axis=0)
+        last, before = steps[-1], steps[:-1].mean(axis=0)
+        if math.hypot(*(last - before)) > max(3.0, 0.5 * math.hypot(*last)):
+            return (float(last[0] * fps), float(last[1] * fps))
+    return fit_velocity(xy, fps, at_end=True, n=n)
+
+
 def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> ObjectMotion:
     """Measure velocity, free-flight gravity, bounces and restitution of one track."""
     xy = track.xy
@@ -1831,7 +1931,12 @@ def analyse_track(track: Track, fps: float, floor_y: float | None = None) -> Obj
         slope = np.polyfit(tt / fps, np.abs(vx[tt]), 1)[0]
         mean_speed = float(np.abs(vx[tt]).mean())
         speed_change = float(slope / mean_speed) if mean_speed > 0 else None
-    lowest = float(np.nanmax(xy[:, 1]) + track.radius) if seen.any() else float("nan")
+    if not seen.any():
+        lowest = float("nan")
+    elif track.bottoms is not None:
+        lowest = float(np.nanmax(track.bottoms))
+    else:
+        lowest = float(np.nanmax(xy[:, 1]) + track.radius)
     return ObjectMotion(
         name=track.name,
         colour=track.colour,

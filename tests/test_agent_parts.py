@@ -17,7 +17,7 @@ from agent.prompting import ROLES, PromptSet, PromptSetError
 from agent.reasoning import RewriteContext, make_scene
 from agent.schemas import Critique, Prediction, ReplyParseError, parse_reply
 from generators.base import GenerationRequest
-from generators.physics_prior import PhysicsPriorGenerator, read_prompt, simulate
+from generators.physics_prior import PhysicsPriorGenerator, SimBody, WorldParams, read_prompt, simulate
 from physics_iq import motion
 from physics_iq.layout import DatasetLayout, Row
 from physics_iq.synthetic import build_suite
@@ -823,3 +823,15 @@ def test_a_block_dropped_into_a_liquid_sinks_through_it_or_floats(floats: bool) 
         assert 100 <= ys.mean() <= 125  # at the surface
     else:
         assert ys.mean() > 135  # at the bottom of the tank
+
+
+def test_a_bob_whose_rod_is_estimated_a_pixel_long_still_swings_over_the_table() -> None:
+    # The rod's length comes from a found pivot: a pixel too long puts the bob's lowest point into the table
+    # it swings over, and it bounced back off the table before it reached the block it was to strike.
+    pivot = (100.0, 10.0)
+    length = 91.0
+    start = (pivot[0] - length * math.sin(math.radians(50)), pivot[1] + length * math.cos(math.radians(50)))
+    bob = SimBody(start[0], start[1], 0.0, 0.0, 10.0, pivot=pivot, restitution=0.05)
+    floor_y = pivot[1] + length + 10.0 - 1.0  # the bob's lowest point 1 px into the table
+    states = simulate([bob], WorldParams(gravity=1500.0), floor_y=floor_y, width=200.0, n_frames=16, fps=8.0)
+    assert float(states[:, 0, 0].max()) > pivot[0] + 40  # it swings up on the far side

@@ -288,3 +288,45 @@ def test_a_string_crossing_a_bar_of_its_own_colour_still_holds() -> None:
     image[30:34, 10:50] = (30, 30, 30)  # the picture frame's bottom bar
     image[40:50, 22:39] = (120, 70, 40)  # the block
     assert motion._hanging(image, 30.0, 40.0, 8.0, bottom=49.0)
+
+
+def test_a_thin_cord_to_a_glowing_lamp_is_found_across_a_striped_wall() -> None:
+    # A lamp glows: the cord's first pixels next to it are lost in the halo, and a one-pixel cord crosses the
+    # wallpaper's stripes a few degrees off any ray cast at it.
+    image = np.full((120, 200, 3), (225, 215, 190), np.uint8)
+    for x in range(5, 200, 20):
+        image[:, x : x + 4] = (40, 150, 150)
+    pivot, lamp = (70, 10), (118, 62)
+    cv2.line(image, pivot, lamp, (35, 35, 35), 1)
+    for r, level in ((14, 200), (12, 215), (10, 235)):  # the halo, brightest next to the lamp
+        cv2.circle(image, lamp, r, (level, level, level - 20), -1)
+    cv2.circle(image, lamp, 8, (250, 250, 250), -1)
+    blob = motion.Blob(118.0, 62.0, 200, "white", (110, 54, 17, 17), 1, "round", "lamp", fitted_radius=8.0)
+    found = motion.tether(image, blob)
+    assert found is not None
+    assert math.hypot(found[0] - pivot[0], found[1] - pivot[1]) < 6
+
+
+def test_a_domino_that_tips_over_is_followed_lying_down() -> None:
+    # Template matching on the standing domino alone loses it once it lies on the table: the critic then
+    # reported "disappears" or "sinks into the table" for every domino a ball had knocked over.
+    frames = []
+    for k in range(8):
+        frame = np.full((120, 200, 3), (200, 190, 170), np.uint8)
+        frame[100:] = (120, 90, 60)
+        angle = min(90.0, k * 15.0)  # tips over about one of its bottom corners
+        rect = ((0.0, 0.0), (6.0, 30.0), angle)
+        corners = cv2.boxPoints(rect)
+        corners -= corners[np.argmax(corners[:, 1] * 1000 + corners[:, 0])]  # the pivot corner at the origin
+        corners += (103.0, 100.0)
+        cv2.fillPoly(frame, [np.round(corners).astype(np.int32)], (245, 245, 245))
+        frames.append(frame)
+    clip = np.stack(frames)
+    perception = motion.perceive(clip[:1], "A white domino stands on a wooden table.")
+    (domino,) = perception.objects
+    assert domino.shape == "box"
+    (track,) = motion.track_objects(clip, perception.objects, perception.labels, perception.background)
+    assert track.seen.all()
+    assert track.bottoms is not None and np.nanmax(track.bottoms) < 103  # it lies on the table, not in it
+    ys, xs = np.nonzero(np.all(clip[-1] > 240, axis=2))  # where it lies in the last frame
+    assert math.hypot(track.xy[-1, 0] - xs.mean(), track.xy[-1, 1] - ys.mean()) < 3
