@@ -1102,8 +1102,9 @@ def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tu
 
     Rays are cast upwards from the object's edge every 3 degrees; along each, a pixel is "line" when it differs
     from the pixels 3 px to both sides of the ray (a thin structure, not a wall or a stripe seen edge-on) and
-    keeps about the colour the line had so far. The longest run (at least ``min_length``, default 3 radii,
-    short gaps bridged) wins; its far end is the pivot.
+    keeps about the colour the line had so far or stays darker (or brighter) than both sides as it was (a thin
+    cord takes on the colours it crosses, but stays the dark line on them). The longest run (at least ``min_length``, default 3 radii, short gaps
+    bridged) wins; its far end is the pivot.
 
     >>> img = np.full((120, 160, 3), 200, np.uint8)
     >>> _ = cv2.line(img, (40, 10), (80, 80), (30, 30, 30), 2)
@@ -1124,6 +1125,7 @@ def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tu
         run = gaps = 0
         end: tuple[float, float] | None = None
         colour: np.ndarray | None = None
+        polarity = 0  # -1: the line is darker than both sides, +1: brighter (0: not known yet)
         d = r + 1.5
         start = r + max(4.0, 1.2 * r)
         while gaps <= 3:
@@ -1139,14 +1141,19 @@ def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tu
             contrasts = [min(np.linalg.norm(c - side_a), np.linalg.norm(c - side_b)) for c in near]
             best = int(np.argmax(contrasts))
             here, contrast, off = near[best], contrasts[best], offsets[best]
+            level, sides = float(here.mean()), (float(side_a.mean()), float(side_b.mean()))
+            sign = -1 if level < min(sides) - 10 else 1 if level > max(sides) + 10 else 0
             is_line = bool(contrast > 30)
-            if is_line and colour is not None and np.linalg.norm(here - colour) > 60:
+            same_colour = colour is None or np.linalg.norm(here - colour) <= 60
+            same_side = polarity != 0 and sign == polarity
+            if is_line and not (same_colour or same_side):
                 is_line = False
                 if d <= start:
                     # What began at the object was its glow or its shading's edge, not the line: start again.
-                    colour, run, gaps, is_line = None, 0, 0, True
+                    colour, polarity, run, gaps, is_line = None, 0, 0, 0, True
             if is_line:
                 colour = here if colour is None else 0.8 * colour + 0.2 * here
+                polarity = sign if polarity == 0 else polarity
                 run += 1 + gaps
                 gaps = 0
                 end = (px + off * nx, py + off * ny)

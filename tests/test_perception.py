@@ -291,13 +291,16 @@ def test_a_string_crossing_a_bar_of_its_own_colour_still_holds() -> None:
 
 
 def test_a_thin_cord_to_a_glowing_lamp_is_found_across_a_striped_wall() -> None:
-    # A lamp glows: the cord's first pixels next to it are lost in the halo, and a one-pixel cord crosses the
-    # wallpaper's stripes a few degrees off any ray cast at it.
+    # A lamp glows: the cord's first pixels next to it are lost in the halo; a one-pixel cord crosses the
+    # wallpaper's stripes a few degrees off any ray cast at it, and takes on the colour of what it crosses.
     image = np.full((120, 200, 3), (225, 215, 190), np.uint8)
     for x in range(5, 200, 20):
-        image[:, x : x + 4] = (40, 150, 150)
+        image[:, x : x + 6] = (30, 60, 160)
     pivot, lamp = (70, 10), (118, 62)
-    cv2.line(image, pivot, lamp, (35, 35, 35), 1)
+    cord = np.zeros(image.shape[:2], np.uint8)
+    cv2.line(cord, pivot, lamp, 1, 1)
+    # A thin cord is partly see-through: dark teal on the stripes, dark beige between them.
+    image[cord > 0] = (image[cord > 0] * 0.3 + 10).astype(np.uint8)
     for r, level in ((14, 200), (12, 215), (10, 235)):  # the halo, brightest next to the lamp
         cv2.circle(image, lamp, r, (level, level, level - 20), -1)
     cv2.circle(image, lamp, 8, (250, 250, 250), -1)
