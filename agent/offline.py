@@ -199,7 +199,7 @@ class OfflineReasoner:
                 2 * r
             )
             if blob.shape in ("grains", "fluid"):
-                e = _Expect(blob, "material", velocity, pre)
+                e = _Expect(blob, "material", velocity, pre, falls=k in let_go and blob.shape == "grains")
             elif math.hypot(*velocity) > 8:
                 falls = not supported or bool(pre and pre.gravity) or _rolls_off(blob, velocity[0], support)
                 e = _Expect(blob, "moving", velocity, pre, falls=falls)
@@ -260,6 +260,12 @@ class OfflineReasoner:
                 out.append(f"{_cap(name)} stays where it is until something hits it.")
         elif e.kind == "held":
             out.append(f"{_cap(name)} stays where it is.")
+        elif e.kind == "material" and e.falls:
+            # Beads or sand let go run out and fall (a plural noun takes the plural verb).
+            many = e.blob.noun.endswith("s")
+            out.append(
+                f"{_cap(name)} {'pour' if many else 'pours'} out and {'fall' if many else 'falls'} down."
+            )
         if e.pull.startswith("pulled"):
             side = e.pull.split(":")[1]
             out.append(

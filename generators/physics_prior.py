@@ -372,7 +372,7 @@ def _said_in(sentence: str, said: Said) -> None:
         said.still = True
     if says(sentence, "until_hit"):
         said.free = True
-    if says(sentence, "falls"):
+    if says(sentence, "falls") or says(sentence, "pours"):
         said.falls = True
     if says(sentence, "swings"):
         said.swings = True
@@ -629,6 +629,80 @@ def _rotated(sprite: _Sprite, angle: float) -> _Sprite:
     return _Sprite(pixels, alpha, -size / 2, -size / 2)
 
 
+def poured(
+    frames: np.ndarray,
+    switch: np.ndarray,
+    background: np.ndarray,
+    mask: np.ndarray,
+    pour: Pour,
+    gravity: float,
+    fps: float,
+    rng: np.random.Generator,
+    grain: float = 1.5,
+) -> np.ndarray:
+    """``frames`` (``1 / fps`` apart, the first one after the switch frame) with a heap of beads (``mask`` in the
+    switch frame) running out: grains ``2 * grain`` px across leave it top layer first at an even rate over
+    ``pour.seconds``, fall from the outlet under ``gravity`` (px/s²) and pile up where they land, sliding off a
+    pile steeper than about 45 degrees; each keeps the colour of a pixel of the heap. A stand-in for granular
+    flow, not a simulation of it: the grains do not collide in the air.
+
+    >>> switch = np.full((60, 40, 3), 200, np.uint8)
+    >>> switch[10:20, 15:25] = (200, 30, 30)
+    >>> mask = np.all(switch == (200, 30, 30), axis=2)
+    >>> frames = np.repeat(switch[None], 16, axis=0)
+    >>> out = poured(frames, switch, np.full_like(switch, 200), mask, Pour(0, (20.0, 19.0), 55.0, 1.0),
+    ...              400.0, 8.0, np.random.default_rng(0))
+    >>> red = out[..., 1] < 150
+    >>> int(red[-1, 10:20].sum()), int(red[-1, 45:56].sum()) > 40  # the heap has run out into a pile below
+    (0, True)
+    """
+    width = frames.shape[2]
+    step = max(2, round(2 * grain))
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return frames
+    cells = [
+        (y, x)
+        for y in range(int(ys.min()), int(ys.max()) + 1, step)
+        for x in range(int(xs.min()), int(xs.max()) + 1, step)
+        if mask[y : y + step, x : x + step].any()
+    ]
+    cells.sort(key=lambda c: (c[0], abs(c[1] - pour.outlet[0])))  # the top layer runs out first
+    colours = switch[ys, xs]
+    leave = (np.arange(len(cells)) + 1) / max(len(cells), 1) * pour.seconds
+    # Where each grain comes to rest: near the stream, on the grains before it.
+    heights = np.zeros(width)
+    rest = []
+    for k in range(len(cells)):
+        col = round(pour.outlet[0] + float(rng.normal(0.0, 0.5 + 0.15 * math.sqrt(k))))
+        col = min(max(col, 0), width - 1)
+        while True:  # a grain on a pile steeper than its neighbours rolls down to the lower side
+            lower = [
+                c for c in (col - step, col + step) if 0 <= c < width and heights[c] < heights[col] - step
+            ]
+            if not lower:
+                break
+            col = min(lower, key=lambda c: heights[c])
+        rest.append((float(col), pour.lands - heights[col] - grain))
+        heights[max(0, col - step // 2) : col + step // 2 + 1] += 0.8 * step
+    out = frames.copy()
+    gone = np.zeros(mask.shape, bool)
+    for t in range(len(out)):
+        now = (t + 1) / fps
+        left = int(np.searchsorted(leave, now, side="right"))
+        for y, x in cells[:left]:
+            gone[y : y + step, x : x + step] = True
+        frame = out[t]
+        frame[gone & mask] = background[gone & mask]
+        for k in range(left):
+            rest_x, bottom = rest[k]
+            gy = min(pour.outlet[1] + grain + 0.5 * gravity * (now - leave[k]) ** 2, bottom)
+            gx = pour.outlet[0] if gy < bottom else rest_x
+            colour = tuple(int(c) for c in colours[(k * 7919) % len(colours)])
+            cv2.circle(frame, (round(gx), round(gy)), max(1, round(grain)), colour, -1, cv2.LINE_AA)
+    return out
+
+
 def _composite(
     background: np.ndarray, sprites: list[_Sprite], positions: np.ndarray, angles: np.ndarray | None = None
 ) -> np.ndarray:
@@ -782,6 +856,17 @@ def _apply_expectation(said: Said, item: Mapping[str, Any], smooth: bool = False
 
 
 @dataclass(frozen=True)
+class Pour:
+    """A heap of beads or sand that is let go: it runs out of its lowest point (``outlet``, px) in
+    ``seconds``, top layer first, and falls onto what is below (``lands``, the row the stream stops at)."""
+
+    body: int
+    outlet: tuple[float, float]
+    lands: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Plan:
     """What :meth:`PhysicsPriorGenerator.plan` decided: bodies, parameters, the floor row and the static
     surface polyline (``(N, 2)`` points ``(x, y)``: the floor with whatever stands on it); and what it read them
@@ -792,6 +877,7 @@ class Plan:
     floor_y: float
     surface: np.ndarray
     perception: motion.Perception = field(repr=False)
+    pours: list[Pour] = field(default_factory=list)
 
     @property
     def background(self) -> np.ndarray:
@@ -823,6 +909,7 @@ class PhysicsPriorGenerator:
         stop_share: For a thing heading into a stated repulsion: how far along its way to the source it gets
             before turning back (uniform), by how hard the prompt says the push is (``""`` not said,
             ``"gentle"``, ``"strong"``).
+        pour_seconds: Prior on how long a heap of beads or sand that is let go takes to run out (uniform).
         delay_s: Seconds to sleep per generation, standing in for a slow model (used to test interruption).
     """
 
@@ -842,6 +929,7 @@ class PhysicsPriorGenerator:
         damping_range: tuple[float, float] = (0.5, 1.0),
         pull_range: tuple[float, float] = (0.02, 0.5),
         stop_share: dict[str, tuple[float, float]] | None = None,
+        pour_seconds: tuple[float, float] = (2.0, 6.0),
         delay_s: float = 0.0,
         **unused: object,
     ) -> None:
@@ -854,6 +942,7 @@ class PhysicsPriorGenerator:
         self.restitution_range = (float(restitution_range[0]), float(restitution_range[1]))
         self.damping_range = (float(damping_range[0]), float(damping_range[1]))
         self.pull_range = (float(pull_range[0]), float(pull_range[1]))
+        self.pour_seconds = (float(pour_seconds[0]), float(pour_seconds[1]))
         self.stop_share = stop_share or {"": (0.5, 0.95), "gentle": (0.8, 0.97), "strong": (0.25, 0.6)}
 
     def plan(self, request: GenerationRequest) -> Plan:
@@ -883,6 +972,7 @@ class PhysicsPriorGenerator:
         g = 9.81 * px_per_m * float(np.exp(rng.uniform(np.log(low), np.log(high))))
         images = motion.mirror_images(objects, floor_y)
         bodies: list[SimBody] = []
+        pours: list[Pour] = []
         default_bounce = float(rng.uniform(*self.restitution_range))
         default_keep = float(rng.uniform(*self.damping_range))
         fall_scales = []
@@ -927,6 +1017,14 @@ class PhysicsPriorGenerator:
             )
             if blob.shape in ("grains", "fluid"):
                 pinned = True  # a pile of beads or a body of liquid is not one rigid body
+            if blob.shape == "grains" and released:
+                ys, xs = np.nonzero(perception.labels == blob.label)
+                bottom = int(ys.max())
+                outlet = (float(xs[ys >= bottom - 1].mean()), float(bottom))
+                under = float(support[int(min(max(round(outlet[0]), 0), width - 1))])
+                # How long the heap takes to run out: a few seconds for a funnel's worth, by the seed.
+                seconds = float(own.uniform(*self.pour_seconds))
+                pours.append(Pour(len(bodies), outlet, under if under > bottom + 4 else floor_y, seconds))
             if blob.shape == "fluid":
                 x0, y0, lw, lh = blob.bbox
                 bodies.append(
@@ -1018,7 +1116,7 @@ class PhysicsPriorGenerator:
         if smooth:
             default_keep = max(default_keep, 0.95)
         params = WorldParams(gravity=g, restitution=default_bounce, damping=default_keep, friction=friction)
-        return Plan(bodies, params, floor_y, surface_polyline(support), perception)
+        return Plan(bodies, params, floor_y, surface_polyline(support), perception, pours)
 
     def generate(self, request: GenerationRequest) -> GeneratedVideo:
         """Extrapolate ``request.num_frames`` frames after the switch frame."""
@@ -1062,6 +1160,19 @@ class PhysicsPriorGenerator:
             )
         else:  # nothing to move: the scene stays as it is
             frames = np.repeat(switch[None], request.num_frames, axis=0)
+        for pour in plan.pours:
+            blob = plan.blobs[pour.body]
+            own = np.random.default_rng([request.seed, 7, max(0, round(blob.x)), max(0, round(blob.y))])
+            frames = poured(
+                frames,
+                switch,
+                plan.background,
+                plan.labels == blob.label,
+                pour,
+                params.gravity,
+                request.fps,
+                own,
+            )
         metadata = {
             "generator": self.name,
             "neural": False,

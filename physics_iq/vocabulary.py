@@ -240,6 +240,8 @@ MOTION_PHRASES: dict[str, tuple[str, ...]] = {
               r"\btravels?\b", r"\bkeeps? going\b", r"\bcarries on\b", r"\bcontinues?\b", r"\bglides?\b"),
     "swings": (r"\bswings?\b", r"\bswinging\b"),
     "floats": (r"\bfloats?\b(?! up)", r"\bfloating\b", r"\bbobs? (?:up|on|at)\b", r"\bstays? on the surface\b"),
+    "pours": (r"\bpour(?:s|ing)?\b(?! (?:into|in)\b)", r"\bflows?\b", r"\bruns? out\b", r"\btrickles?\b",
+              r"\bspills?\b", r"\bstreams?\b(?! of)"),
     "rises": (r"\brises?\b", r"\brising\b", r"\bfloats? up\b", r"\blifts? off\b", r"\bgoes up\b"),
     "bounce_high": (r"\bbounces? (?:back )?(?:up )?high\b", r"\bbounces? (?:several|many|a few) times\b",
                     r"\beach bounce (?:a little )?lower\b", r"\bbouncy\b", r"\bbounces? back up\b"),

@@ -835,3 +835,30 @@ def test_a_bob_whose_rod_is_estimated_a_pixel_long_still_swings_over_the_table()
     floor_y = pivot[1] + length + 10.0 - 1.0  # the bob's lowest point 1 px into the table
     states = simulate([bob], WorldParams(gravity=1500.0), floor_y=floor_y, width=200.0, n_frames=16, fps=8.0)
     assert float(states[:, 0, 0].max()) > pivot[0] + 40  # it swings up on the far side
+
+
+def test_beads_that_are_let_go_pour_out_and_pile_up_below() -> None:
+    # A heap of beads is not a rigid body: once its gate opens it runs out of its lowest point and piles up on
+    # the table; the prediction says so in an ordinary sentence, and the prior reads it back.
+    rng = np.random.default_rng(0)
+    frame = np.full((180, 320, 3), (225, 215, 190), np.uint8)
+    frame[150:] = (120, 90, 60)
+    cv2.line(frame, (120, 20), (155, 75), (40, 60, 200), 3)  # the funnel's sides
+    cv2.line(frame, (200, 20), (165, 75), (40, 60, 200), 3)
+    for _ in range(260):  # the beads, heaped in the funnel
+        y = int(rng.integers(25, 72))
+        half = int((75 - y) * 35 / 55)
+        x = int(rng.integers(160 - half, 161 + half))
+        cv2.circle(frame, (x, y), 2, (200, 30, 30), -1)
+    description = (
+        "A blue funnel above a table is filled with small red beads, held in by a gate at its narrow end. "
+        "The gate slides away."
+    )
+    scene = make_scene(description, "i2v", 8.0, 40, frame[None])
+    prediction = OfflineReasoner(PromptSet("default")).predict(scene)
+    assert "The red beads pour out and fall down." in prediction.prompt
+    video = PhysicsPriorGenerator().generate(GenerationRequest(frame[None], 8.0, prediction.prompt, 0, 40))
+    red = (video.frames[..., 0] > 150) & (video.frames[..., 1] < 90)
+    assert red[-1, 20:75].sum() < 0.3 * red[0, 20:75].sum()  # the funnel has (mostly) run out
+    assert red[-1, 120:150].sum() > 300  # onto a pile on the table
+    assert red[2, 80:140, 150:170].any()  # through a stream below the outlet
