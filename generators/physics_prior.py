@@ -668,7 +668,8 @@ def poured(
         if mask[y : y + step, x : x + step].any()
     ]
     cells.sort(key=lambda c: (c[0], abs(c[1] - pour.outlet[0])))  # the top layer runs out first
-    colours = switch[ys, xs]
+    # Each grain the colour of one of the heap's pixels, spread over them by a large prime stride.
+    colours = switch[ys, xs][(np.arange(len(cells)) * 7919) % len(ys)]
     leave = (np.arange(len(cells)) + 1) / max(len(cells), 1) * pour.seconds
     # Where each grain comes to rest: near the stream, on the grains before it.
     heights = np.zeros(width)
@@ -698,7 +699,7 @@ def poured(
             rest_x, bottom = rest[k]
             gy = min(pour.outlet[1] + grain + 0.5 * gravity * (now - leave[k]) ** 2, bottom)
             gx = pour.outlet[0] if gy < bottom else rest_x
-            colour = tuple(int(c) for c in colours[(k * 7919) % len(colours)])
+            colour = tuple(int(c) for c in colours[k])
             cv2.circle(frame, (round(gx), round(gy)), max(1, round(grain)), colour, -1, cv2.LINE_AA)
     return out
 
@@ -965,9 +966,8 @@ class PhysicsPriorGenerator:
                 a, b = max(0, round(blob.x - blob.radius)), min(width, round(blob.x + blob.radius) + 1)
                 support[a:b] = np.minimum(support[a:b], blob.bottom + 1)
         # Gravity in pixels: 9.81 m/s² at the scale the objects' sizes imply, uncertain by the scale prior.
-        px_per_m = (
-            motion.scale_px_per_m(objects) or height / 1.2
-        )  # no known object: a table-top scene ~1.2 m high
+        # No known object: a table-top scene about 1.2 m high.
+        px_per_m = motion.scale_px_per_m(objects) or height / 1.2
         low, high = self.scale_range
         g = 9.81 * px_per_m * float(np.exp(rng.uniform(np.log(low), np.log(high))))
         images = motion.mirror_images(objects, floor_y)
@@ -1162,6 +1162,7 @@ class PhysicsPriorGenerator:
             frames = np.repeat(switch[None], request.num_frames, axis=0)
         for pour in plan.pours:
             blob = plan.blobs[pour.body]
+            # The grains' own stream (keyed by the heap's place, apart from the plan's per-object draws).
             own = np.random.default_rng([request.seed, 7, max(0, round(blob.x)), max(0, round(blob.y))])
             frames = poured(
                 frames,

@@ -1103,8 +1103,8 @@ def tether(frame: np.ndarray, blob: Blob, min_length: float | None = None) -> tu
     Rays are cast upwards from the object's edge every 3 degrees; along each, a pixel is "line" when it differs
     from the pixels 3 px to both sides of the ray (a thin structure, not a wall or a stripe seen edge-on) and
     keeps about the colour the line had so far or stays darker (or brighter) than both sides as it was (a thin
-    cord takes on the colours it crosses, but stays the dark line on them). The longest run (at least ``min_length``, default 3 radii, short gaps
-    bridged) wins; its far end is the pivot.
+    cord takes on the colours it crosses, but stays the dark line on them). The longest run (at least
+    ``min_length``, default 3 radii, short gaps bridged) wins; its far end is the pivot.
 
     >>> img = np.full((120, 160, 3), 200, np.uint8)
     >>> _ = cv2.line(img, (40, 10), (80, 80), (30, 30, 30), 2)
@@ -1488,8 +1488,10 @@ def track_objects(
         below = [p.dy + float(np.nonzero(p.mask.any(axis=1))[0].max()) + 0.5 for p in poses]
         xy = np.full((len(frames), 2), np.nan)
         xy[0] = (blob.x, blob.y)
+        # The track's radius is what reaches down to a support: half the height of a block.
+        reach_down = blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0
         bottoms = np.full(len(frames), np.nan)
-        bottoms[0] = blob.y + (blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0)
+        bottoms[0] = blob.y + reach_down
         last = np.array([blob.x, blob.y])
         velocity = np.zeros(2)
         misses = 0
@@ -1518,8 +1520,6 @@ def track_objects(
             velocity = (position - last) / (1 + misses)
             last = position
             misses = 0
-        # The track's radius is what reaches down to a support: half the height of a block.
-        reach_down = blob.radius if blob.shape == "round" else blob.bbox[3] / 2.0
         tracks.append(
             Track(
                 name=track_name(index, blob),
